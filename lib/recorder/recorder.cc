@@ -1,0 +1,944 @@
+#include "lib/recorder/recorder.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <unistd.h>
+
+#include <ATen/core/function_schema.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/core/jit_type.h>
+#include <ATen/record_function.h>
+#include <c10/util/Type.h>
+#include <torch/csrc/api/include/torch/version.h>
+#include <torch/csrc/autograd/cpp_hook.h>
+#include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
+#include <torch/csrc/autograd/graph_task.h>
+
+#include "lib/bridge/names.h"
+#include "lib/trace/guards.h"
+
+namespace cautograd {
+
+namespace ta = torch::autograd;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kEvaluatePrefix = "autograd::engine::evaluate_function: ";
+constexpr const char* kGraphRoot = "torch::autograd::GraphRoot";
+constexpr const char* kAccumulateGrad = "torch::autograd::AccumulateGrad";
+
+// Thrown inside the recorder when it meets something it cannot represent;
+// caught at the callback boundary, where it disables recording.
+struct RecorderFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// True while this thread runs recorder code, so that ops the recorder
+// dispatches itself (copies off a device) are not recorded.
+thread_local bool t_busy = false;
+
+struct BusyGuard {
+  BusyGuard() { t_busy = true; }
+  ~BusyGuard() { t_busy = false; }
+};
+
+double Micros(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::micro>(to - from).count();
+}
+
+std::string DtypeOf(const at::Tensor& t) {
+  const char* name = DtypeName(t.scalar_type());
+  if (!*name) throw RecorderFailure(std::string("unsupported dtype ") + c10::toString(t.scalar_type()));
+  return name;
+}
+
+// Copies a tensor's elements, row-major, into raw bytes. CPU strided
+// tensors are read in place without dispatching anything; others are
+// first brought to a plain CPU tensor with record functions disabled.
+std::string TensorBytes(const at::Tensor& t) {
+  at::Tensor src = t;
+  bool plain = t.device().is_cpu() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj() &&
+               !t._is_zerotensor();
+  if (!plain) {
+    at::DisableRecordFunctionGuard no_record;
+    at::NoGradGuard no_grad;
+    if (t._is_zerotensor())
+      src = at::zeros(t.sizes(), t.options().device(at::kCPU));
+    else
+      src = t.resolve_conj().resolve_neg().to(at::kCPU).contiguous();
+  }
+  const int64_t elem = int64_t(src.element_size());
+  const int64_t numel = src.numel();
+  std::string bytes(size_t(numel * elem), '\0');
+  if (numel == 0) return bytes;
+  const char* base = static_cast<const char*>(src.data_ptr());
+  if (src.is_contiguous()) {
+    std::memcpy(&bytes[0], base, bytes.size());
+    return bytes;
+  }
+  const int64_t dim = src.dim();
+  std::vector<int64_t> index(size_t(dim), 0);
+  auto sizes = src.sizes();
+  auto strides = src.strides();
+  for (int64_t i = 0; i < numel; ++i) {
+    int64_t offset = 0;
+    for (int64_t d = 0; d < dim; ++d) offset += index[size_t(d)] * strides[size_t(d)];
+    std::memcpy(&bytes[size_t(i * elem)], base + offset * elem, size_t(elem));
+    for (int64_t d = dim - 1; d >= 0; --d) {
+      if (++index[size_t(d)] < sizes[size_t(d)]) break;
+      index[size_t(d)] = 0;
+    }
+  }
+  return bytes;
+}
+
+std::string NowIso8601() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+// The stage an evaluate_function frame is in, which decides the phase of
+// the ops it runs: tensor pre-hooks run before the node, output validation,
+// post-hooks and gradient accumulation into the next input buffers after.
+enum class Stage { kPre, kIn, kPost };
+
+struct EvalFrame {
+  int64_t node = -1;
+  Stage stage = Stage::kPre;
+  std::vector<int64_t> pending_ops;  // pre-hook ops, given their node once known
+  // AccumulateGrad nodes the running one could be, with each leaf's .grad
+  // before it ran; resolved when the node ends.
+  struct Candidate {
+    int64_t node;
+    const c10::TensorImpl* grad;
+    int64_t version;
+  };
+  std::vector<Candidate> candidates;
+  std::vector<at::Tensor> candidate_inputs;  // the node's inputs, until resolved
+};
+
+struct ThreadFrames {
+  int index = 0;     // small thread number for the trace
+  int op_depth = 0;  // open dispatcher ops; only the outermost is recorded
+  std::vector<EvalFrame> evals;
+};
+
+}  // namespace
+
+// One backward call (one engine graph task) being recorded.
+struct CallRecorder {
+  const std::unordered_set<ta::Node*>* task = nullptr;
+  bool graph_ready = false;
+  // Finds the node a forward op created, by (sequence number, thread); set
+  // by the Recorder, used for the one root the engine leaves out of the task.
+  std::function<std::shared_ptr<ta::Node>(uint64_t, uint64_t)> forward_node;
+  bool selected = false;
+  bool done = false;
+  ValuesMode values = ValuesMode::kInts;
+  std::mutex mu;
+  Call call;
+  Clock::time_point t0;
+
+  std::unordered_map<const c10::TensorImpl*, int64_t> tensor_ids;
+  std::vector<const c10::TensorImpl*> impls;  // by tensor id
+  std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> held_tensors;
+  std::unordered_map<const c10::StorageImpl*, int64_t> storage_ids;
+  std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> held_storages;
+  std::unordered_map<const ta::Node*, int64_t> node_ids;
+  std::vector<ta::Node*> nodes;
+  std::map<std::pair<uint64_t, uint64_t>, int64_t> by_seq;  // (seq, thread) -> node
+  std::unordered_map<uint64_t, ThreadFrames> threads;
+  std::map<const c10::TensorImpl*, std::string> names;  // from NameParameters
+
+  bool WantValues(const std::string& dtype) const {
+    return values == ValuesMode::kAll || (values == ValuesMode::kInts && IsIntegralDtype(dtype));
+  }
+
+  double Now() const { return Micros(t0, Clock::now()); }
+
+  void Snapshot(const at::Tensor& t, int64_t id, Value::When when, int64_t op) {
+    Value v;
+    v.tensor = id;
+    v.when = when;
+    v.op = op;
+    v.dtype = call.tensors[size_t(id)].dtype;
+    v.numel = call.tensors[size_t(id)].numel();
+    v.data = TensorBytes(t);
+    call.values.push_back(std::move(v));
+  }
+
+  int64_t StorageId(const at::Tensor& t) {
+    if (!t.has_storage()) return -1;
+    const c10::Storage& storage = t.storage();
+    const c10::StorageImpl* impl = storage.unsafeGetStorageImpl();
+    auto it = storage_ids.find(impl);
+    int64_t nbytes = int64_t(storage.nbytes());
+    if (it != storage_ids.end()) {
+      StorageInfo& info = call.storages[size_t(it->second)];
+      info.nbytes = std::max(info.nbytes, nbytes);  // storages may grow
+      return it->second;
+    }
+    int64_t id = int64_t(call.storages.size());
+    storage_ids.emplace(impl, id);
+    held_storages.push_back(storage.getWeakStorageImpl());
+    StorageInfo info;
+    info.id = id;
+    info.nbytes = nbytes;
+    info.device = t.device().str();
+    call.storages.push_back(std::move(info));
+    return id;
+  }
+
+  // The id of a tensor, registering it on first sight. A weak reference
+  // keeps its TensorImpl's memory from being reused for another tensor
+  // during the call, so ids never collide, without touching use counts.
+  int64_t Register(const at::Tensor& t, uint32_t role, bool snapshot_if_new) {
+    if (!t.defined()) return -1;
+    const c10::TensorImpl* impl = t.unsafeGetTensorImpl();
+    auto it = tensor_ids.find(impl);
+    if (it != tensor_ids.end()) {
+      call.tensors[size_t(it->second)].roles |= role;
+      return it->second;
+    }
+    int64_t id = int64_t(call.tensors.size());
+    tensor_ids.emplace(impl, id);
+    impls.push_back(impl);
+    held_tensors.push_back(c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()));
+    TensorInfo info;
+    info.id = id;
+    info.shape = t.sizes().vec();
+    if (t.layout() == at::kStrided) {
+      info.strides = t.strides().vec();
+      info.offset = t.storage_offset();
+      info.storage = StorageId(t);
+    } else {
+      // Sparse and other layouts have no strides; describe them as dense.
+      info.strides.assign(info.shape.size(), 1);
+      for (int64_t d = int64_t(info.shape.size()) - 2; d >= 0; --d)
+        info.strides[size_t(d)] = info.strides[size_t(d) + 1] * std::max<int64_t>(info.shape[size_t(d) + 1], 1);
+    }
+    info.dtype = DtypeOf(t);
+    info.device = t.device().str();
+    info.requires_grad = t.requires_grad();
+    info.roles = role;
+    auto name = names.find(impl);
+    if (name != names.end()) info.name = name->second;
+    call.tensors.push_back(std::move(info));
+    if (snapshot_if_new && WantValues(call.tensors.back().dtype)) Snapshot(t, id, Value::When::kFirstUse, -1);
+    return id;
+  }
+
+  Arg ArgOf(const c10::IValue& v, const c10::Type* type, uint32_t role, bool snapshot) {
+    using K = Arg::Kind;
+    if (v.isNone()) return Arg::None();
+    if (type) {
+      if (auto* opt = type->castRaw<c10::OptionalType>())
+        return ArgOf(v, opt->getElementType().get(), role, snapshot);
+      switch (type->kind()) {
+        case c10::TypeKind::ScalarTypeType:
+          if (v.isInt()) {
+            const char* name = DtypeName(static_cast<c10::ScalarType>(v.toInt()));
+            if (!*name) throw RecorderFailure("unsupported dtype argument");
+            return Arg::Text(K::kDtype, name);
+          }
+          break;
+        case c10::TypeKind::LayoutType:
+          if (v.isInt()) return Arg::Text(K::kLayout, LayoutName(static_cast<c10::Layout>(v.toInt())));
+          break;
+        case c10::TypeKind::MemoryFormatType:
+          if (v.isInt())
+            return Arg::Text(K::kMemoryFormat, MemoryFormatName(static_cast<c10::MemoryFormat>(v.toInt())));
+          break;
+        case c10::TypeKind::SymIntType: {
+          Arg a = ArgOf(v, nullptr, role, snapshot);
+          a.is_size = a.kind == K::kInt;
+          return a;
+        }
+        case c10::TypeKind::ListType: {
+          auto element = type->castRaw<c10::ListType>()->getElementType();
+          Arg a = ArgOf(v, nullptr, role, snapshot);
+          a.is_size = a.kind == K::kIntList && element->kind() == c10::TypeKind::SymIntType;
+          return a;
+        }
+        default:
+          break;
+      }
+    }
+    if (v.isTensor()) return Arg::Tensor(Register(v.toTensor(), role, snapshot));
+    if (v.isTensorList() || v.isOptionalTensorList()) {
+      Arg a;
+      a.kind = K::kTensorList;
+      for (const c10::IValue& item : v.toListRef()) {
+        a.ints.push_back(item.isTensor() ? Register(item.toTensor(), role, snapshot) : -1);
+      }
+      return a;
+    }
+    if (v.isInt()) return Arg::Int(v.toInt());
+    if (v.isSymInt()) {
+      c10::SymInt s = v.toSymInt();
+      if (s.is_symbolic()) return Arg::Text(K::kOpaque, "SymInt");
+      Arg a = Arg::Int(s.expect_int());
+      a.is_size = true;
+      return a;
+    }
+    if (v.isDouble()) return Arg::Float(v.toDouble());
+    if (v.isBool()) return Arg::Bool(v.toBool());
+    if (v.isString()) return Arg::Text(K::kString, v.toStringRef());
+    if (v.isDevice()) return Arg::Text(K::kDevice, v.toDevice().str());
+    if (v.isIntList()) {
+      Arg a;
+      a.kind = K::kIntList;
+      a.ints = v.toIntVector();
+      return a;
+    }
+    if (v.isDoubleList()) {
+      Arg a;
+      a.kind = K::kFloatList;
+      a.floats = v.toDoubleVector();
+      return a;
+    }
+    if (v.isBoolList()) {
+      Arg a;
+      a.kind = K::kBoolList;
+      for (bool b : v.toBoolList()) a.bools.push_back(b);
+      return a;
+    }
+    if (v.isList()) {
+      Arg a;
+      a.kind = K::kList;
+      for (const c10::IValue& item : v.toListRef()) a.items.push_back(ArgOf(item, nullptr, role, snapshot));
+      return a;
+    }
+    if (v.isGenerator()) return Arg::Text(K::kOpaque, "Generator");
+    return Arg::Text(K::kOpaque, v.tagKind());
+  }
+
+  ThreadFrames& Frames(uint64_t thread) {
+    auto it = threads.find(thread);
+    if (it != threads.end()) return it->second;
+    ThreadFrames& f = threads[thread];
+    f.index = int(threads.size()) - 1;
+    return f;
+  }
+
+  int64_t AddNode(ta::Node* fn) {
+    auto it = node_ids.find(fn);
+    if (it != node_ids.end()) return it->second;
+    int64_t id = int64_t(nodes.size());
+    node_ids.emplace(fn, id);
+    nodes.push_back(fn);
+    Node n;
+    n.id = id;
+    n.type = fn->name();
+    n.seq = fn->sequence_nr();
+    n.seq_is_max = n.seq == UINT64_MAX;
+    n.topo = fn->topological_nr();
+    for (uint32_t i = 0; i < fn->num_inputs(); ++i) {
+      const ta::InputMetadata& meta = fn->input_metadata(i);
+      InputMeta in;
+      in.dtype = DtypeName(c10::typeMetaToScalarType(meta.dtype()));
+      if (in.dtype.empty()) throw RecorderFailure("unsupported dtype in input metadata of " + n.type);
+      in.device = meta.device().str();
+      n.inputs.push_back(std::move(in));
+    }
+    AddHooks(fn, &n);
+    if (auto* acc = dynamic_cast<ta::AccumulateGrad*>(fn)) {
+      LeafInfo leaf;
+      const at::Tensor& var = acc->variable;
+      leaf.tensor = Register(var, kRoleLeaf, true);
+      leaf.shape = var.sizes().vec();
+      leaf.dtype = DtypeOf(var);
+      leaf.requires_grad = var.requires_grad();
+      const at::Tensor& grad = var.grad();
+      leaf.grad_defined_before = grad.defined();
+      leaf.grad_before = Register(grad, kRoleOldGrad, true);
+      leaf.name = call.tensors[size_t(leaf.tensor)].name;
+      n.leaf = std::move(leaf);
+    } else {
+      by_seq.emplace(std::make_pair(n.seq, fn->thread_id()), id);
+    }
+    call.nodes.push_back(std::move(n));
+    return id;
+  }
+
+  static void AddHooks(ta::Node* fn, Node* n) {
+    for (const auto& hook : fn->pre_hooks()) AddPreHook(*hook, n);
+    // A leaf's tensor hooks live on the variable, and AccumulateGrad runs
+    // them inside its apply.
+    if (auto* acc = dynamic_cast<ta::AccumulateGrad*>(fn))
+      for (const auto& hook : ta::impl::hooks(acc->variable)) AddPreHook(*hook, n);
+    for (const auto& hook : fn->post_hooks()) {
+      std::string type = c10::demangle(typeid(*hook).name());
+      bool python = type.find("PyFunctionPostHook") != std::string::npos;
+      n->hooks.push_back({Hook::Kind::kPostHook, python ? "python" : "cpp", type});
+    }
+  }
+
+  static void AddPreHook(ta::FunctionPreHook& hook, Node* n) {
+    std::string type = c10::demangle(typeid(hook).name());
+    // CppFunctionPreHook's typeinfo is not exported by libtorch, so tell it
+    // by its dynamic type's name rather than by dynamic_cast.
+    if (type == "torch::autograd::CppFunctionPreHook") {
+      auto* cpp = static_cast<ta::CppFunctionPreHook*>(&hook);
+      // One CppFunctionPreHook carries every C++ hook of one variable;
+      // removed hooks leave empty slots. retain_grad's hook is a lambda
+      // inside VariableHooks::retain_grad, which its type name shows.
+      for (const auto& f : *cpp->hooks_) {
+        if (!f) continue;
+        std::string target = c10::demangle(f.target_type().name());
+        Hook::Kind kind = target.find("retain_grad") != std::string::npos ? Hook::Kind::kRetainGrad
+                                                                           : Hook::Kind::kTensorPreHook;
+        n->hooks.push_back({kind, "cpp", target});
+      }
+    } else if (type.find("PyFunctionPreHook") != std::string::npos) {
+      n->hooks.push_back({Hook::Kind::kTensorPreHook, "python", type});
+    } else {
+      n->hooks.push_back({Hook::Kind::kPreHook, "cpp", type});
+    }
+  }
+
+  // Gives every node of the graph task an id: roots first, then
+  // depth-first along next edges, so ids do not depend on where the
+  // allocator put the nodes. The engine's set of nodes in the graph leaves
+  // out the node it starts from; with one root that is the root itself
+  // (`root`, found through the forward op that made it), with several it is
+  // a GraphRoot, and the roots are the nodes no other node points to.
+  void InitGraph(const std::unordered_set<ta::Node*>& in_graph, ta::Node* root) {
+    graph_ready = true;
+    std::vector<ta::Node*> roots;
+    if (root && !in_graph.count(root)) {
+      roots.push_back(root);
+    } else {
+      std::unordered_set<const ta::Node*> pointed_to;
+      for (ta::Node* fn : in_graph)
+        for (const ta::Edge& e : fn->next_edges())
+          if (e.function) pointed_to.insert(e.function.get());
+      for (ta::Node* fn : in_graph)
+        if (!pointed_to.count(fn)) roots.push_back(fn);
+    }
+    auto order = [](ta::Node* a, ta::Node* b) {
+      if (a->sequence_nr() != b->sequence_nr()) return a->sequence_nr() > b->sequence_nr();
+      return a->name() < b->name();
+    };
+    std::sort(roots.begin(), roots.end(), order);
+    std::vector<ta::Node*> stack(roots.rbegin(), roots.rend());
+    while (!stack.empty()) {
+      ta::Node* fn = stack.back();
+      stack.pop_back();
+      if (node_ids.count(fn)) continue;
+      AddNode(fn);
+      const auto& edges = fn->next_edges();
+      for (auto it = edges.rbegin(); it != edges.rend(); ++it)
+        if (it->function && !node_ids.count(it->function.get())) stack.push_back(it->function.get());
+    }
+    for (ta::Node* fn : roots) call.roots.push_back(node_ids.at(fn));
+    for (size_t id = 0; id < nodes.size(); ++id) {
+      for (const ta::Edge& e : nodes[id]->next_edges()) {
+        Edge edge;
+        if (e.function) {
+          edge.node = node_ids.at(e.function.get());
+          edge.input = e.input_nr;
+        }
+        call.nodes[id].next.push_back(edge);
+      }
+    }
+  }
+
+  // Which AccumulateGrad node is starting: the engine reports them all with
+  // the same name and sequence number, so match the incoming gradient's
+  // metadata, and if that leaves several, see whose .grad changed at the end.
+  std::vector<EvalFrame::Candidate> AccumulateCandidates(const at::Tensor& grad) {
+    std::vector<EvalFrame::Candidate> out;
+    for (size_t id = 0; id < nodes.size(); ++id) {
+      const Node& n = call.nodes[id];
+      if (!n.leaf || n.executed) continue;
+      auto* acc = static_cast<ta::AccumulateGrad*>(nodes[id]);
+      if (grad.defined()) {
+        const ta::InputMetadata& meta = acc->input_metadata(0);
+        if (meta.dtype() != grad.dtype() || meta.device() != grad.device() || !meta.is_same_shape(grad))
+          continue;
+      }
+      const at::Tensor& g = acc->variable.grad();
+      out.push_back({int64_t(id), g.defined() ? g.unsafeGetTensorImpl() : nullptr,
+                     g.defined() ? g._version() : -1});
+    }
+    return out;
+  }
+
+  int64_t ResolveAccumulate(const std::vector<EvalFrame::Candidate>& candidates) {
+    if (candidates.empty()) return -1;
+    if (candidates.size() == 1) return candidates[0].node;
+    for (const auto& c : candidates) {
+      const at::Tensor& g = static_cast<ta::AccumulateGrad*>(nodes[size_t(c.node)])->variable.grad();
+      const c10::TensorImpl* impl = g.defined() ? g.unsafeGetTensorImpl() : nullptr;
+      if (impl != c.grad || (g.defined() && g._version() != c.version)) return c.node;
+    }
+    return candidates[0].node;
+  }
+
+  void NodeStarted(const at::RecordFunction& fn, EvalFrame* eval) {
+    std::string name = fn.name();
+    if (!graph_ready) {
+      std::shared_ptr<ta::Node> root;
+      if (name != kGraphRoot && forward_node) root = forward_node(uint64_t(fn.seqNr()), fn.forwardThreadId());
+      InitGraph(*task, root.get());
+    }
+    if (name == kGraphRoot) return;  // a dummy node the engine makes for several roots
+    std::vector<at::Tensor> inputs;
+    for (const c10::IValue& v : fn.inputs()) inputs.push_back(v.isTensor() ? v.toTensor() : at::Tensor());
+    int64_t id = -1;
+    if (name == kAccumulateGrad) {
+      auto candidates = AccumulateCandidates(inputs.empty() ? at::Tensor() : inputs[0]);
+      if (candidates.size() == 1) id = candidates[0].node;
+      else if (eval) eval->candidates = std::move(candidates);
+    } else {
+      auto it = by_seq.find({uint64_t(fn.seqNr()), fn.forwardThreadId()});
+      if (it != by_seq.end()) id = it->second;
+    }
+    if (eval) {
+      eval->stage = Stage::kIn;
+      eval->node = id;
+    }
+    if (id < 0 && !(eval && !eval->candidates.empty()))
+      throw RecorderFailure("cannot find node '" + name + "' (sequence number " +
+                            std::to_string(fn.seqNr()) + ") in the graph");
+    if (id >= 0) BeginNode(id, inputs, eval);
+    else eval->candidate_inputs = std::move(inputs);
+  }
+
+  void BeginNode(int64_t id, const std::vector<at::Tensor>& inputs, EvalFrame* eval) {
+    Node& n = call.nodes[size_t(id)];
+    n.executed = true;
+    n.exec_order = exec_count_++;
+    n.start_us = Now();
+    bool is_root = std::find(call.roots.begin(), call.roots.end(), id) != call.roots.end();
+    uint32_t role = kRoleNodeInput | (is_root ? uint32_t(kRoleRootGrad) : 0u);
+    n.grads_in.clear();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      n.grads_in.push_back(Register(inputs[i], role, true));
+      if (i < n.inputs.size() && inputs[i].defined() && n.inputs[i].shape.empty() &&
+          nodes[size_t(id)]->input_metadata(uint32_t(i)).is_same_shape(inputs[i]))
+        n.inputs[i].shape = inputs[i].sizes().vec();
+    }
+    if (eval) {
+      for (int64_t op : eval->pending_ops) call.ops[size_t(op)].node = id;
+      eval->pending_ops.clear();
+    }
+  }
+
+  void NodeEnded(EvalFrame* eval) {
+    if (!eval || eval->stage != Stage::kIn) return;
+    eval->stage = Stage::kPost;
+    if (eval->node < 0 && !eval->candidates.empty()) {
+      eval->node = ResolveAccumulate(eval->candidates);
+      eval->candidates.clear();
+      BeginNode(eval->node, eval->candidate_inputs, eval);
+      eval->candidate_inputs.clear();
+    }
+    if (eval->node < 0) return;
+    Node& n = call.nodes[size_t(eval->node)];
+    n.duration_us = Now() - n.start_us;
+    if (n.leaf) {
+      const at::Tensor& g = static_cast<ta::AccumulateGrad*>(nodes[size_t(eval->node)])->variable.grad();
+      n.leaf->grad_after = Register(g, kRoleFinalGrad, false);
+    }
+  }
+
+  // Input shapes the engine never showed us (nodes that did not run, or got
+  // undefined gradients) come from the metadata itself. The shape is private
+  // in libtorch 1.13, so this materializes zeros of it, once per such node.
+  void FillMissingShapes() {
+    at::DisableRecordFunctionGuard no_record;
+    at::NoGradGuard no_grad;
+    for (size_t id = 0; id < nodes.size(); ++id) {
+      Node& n = call.nodes[id];
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        if (!n.inputs[i].shape.empty()) continue;
+        const ta::InputMetadata& meta = nodes[id]->input_metadata(uint32_t(i));
+        n.inputs[i].shape = meta.zeros_like().sizes().vec();
+      }
+    }
+  }
+
+  void Complete() {
+    FillMissingShapes();
+    if (values == ValuesMode::kAll) {
+      for (size_t id = 0; id < nodes.size(); ++id) {
+        const Node& n = call.nodes[id];
+        if (!n.leaf || n.leaf->grad_after < 0) continue;
+        const at::Tensor& g = static_cast<ta::AccumulateGrad*>(nodes[id])->variable.grad();
+        if (g.defined() && g.unsafeGetTensorImpl() == impls[size_t(n.leaf->grad_after)])
+          Snapshot(g, n.leaf->grad_after, Value::When::kEnd, -1);
+      }
+    }
+    call.duration_us = Now();
+    call.guards = ComputeGuards(call);
+    tensor_ids.clear();
+    impls.clear();
+    held_tensors.clear();
+    storage_ids.clear();
+    held_storages.clear();
+    node_ids.clear();
+    nodes.clear();
+    by_seq.clear();
+    threads.clear();
+    done = true;
+  }
+
+  int64_t exec_count_ = 0;
+};
+
+struct FrameContext : at::ObserverContext {
+  enum class Kind { kEval, kNode, kOp, kNestedOp, kForward };
+  Kind kind = Kind::kOp;
+  CallRecorder* call = nullptr;
+  int64_t op = -1;
+  Clock::time_point start;
+};
+
+struct Recorder::State {
+  RecorderOptions options;
+  at::CallbackHandle handle = 0;
+  std::mutex mu;
+  std::string error;
+  bool disabled = false;
+  int64_t calls_seen = 0;
+  int64_t calls_recorded = 0;
+  std::unordered_map<const void*, CallRecorder*> active;
+  std::vector<std::unique_ptr<CallRecorder>> all_calls;
+  std::map<const c10::TensorImpl*, std::string> names;
+  std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> named_held;
+  Trace trace;
+
+  // Nodes forward ops created, by (sequence number, forward thread). Weak:
+  // the recorder must not keep a graph alive. Expired entries are swept
+  // whenever the map doubles.
+  std::mutex forward_mu;
+  std::map<std::pair<uint64_t, uint64_t>, std::weak_ptr<ta::Node>> forward_nodes;
+  size_t forward_sweep_at = 1024;
+
+  void NoteForwardOutputs(const std::vector<c10::IValue>& outputs) {
+    std::lock_guard<std::mutex> lock(forward_mu);
+    for (const c10::IValue& v : outputs) {
+      if (!v.isTensor()) continue;
+      const at::Tensor& t = v.toTensor();
+      if (!t.defined()) continue;
+      std::shared_ptr<ta::Node> fn = t.grad_fn();
+      if (!fn) continue;
+      forward_nodes[{fn->sequence_nr(), fn->thread_id()}] = fn;
+    }
+    if (forward_nodes.size() >= forward_sweep_at) {
+      for (auto it = forward_nodes.begin(); it != forward_nodes.end();)
+        it = it->second.expired() ? forward_nodes.erase(it) : std::next(it);
+      forward_sweep_at = std::max<size_t>(1024, forward_nodes.size() * 2);
+    }
+  }
+
+  std::shared_ptr<ta::Node> ForwardNode(uint64_t seq, uint64_t thread) {
+    std::lock_guard<std::mutex> lock(forward_mu);
+    auto it = forward_nodes.find({seq, thread});
+    return it == forward_nodes.end() ? nullptr : it->second.lock();
+  }
+
+  void Disable(const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (disabled) return;
+    disabled = true;
+    error = why;
+  }
+
+  CallRecorder* CallFor(const std::unordered_set<ta::Node*>* task) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (disabled) return nullptr;
+    auto it = active.find(task);
+    if (it != active.end()) return it->second;
+    auto call = std::make_unique<CallRecorder>();
+    CallRecorder* c = call.get();
+    c->task = task;
+    c->t0 = Clock::now();
+    c->values = options.values;
+    c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
+    c->call.index = calls_seen++;
+    c->selected = options.calls.Selects(c->call.index) &&
+                  (options.calls.max_calls < 0 || calls_recorded < options.calls.max_calls);
+    active.emplace(task, c);
+    all_calls.push_back(std::move(call));
+    if (c->selected) {
+      ++calls_recorded;
+      c->names = names;
+      c->call.api = ta::get_current_graph_task_exec_info() && !ta::get_current_graph_task_exec_info()->empty()
+                        ? "grad"
+                        : "backward";
+      c->call.create_graph = at::GradMode::is_enabled();
+      c->call.keep_graph = ta::get_current_graph_task_keep_graph();
+      c->call.start_unix_s =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    }
+    // The engine runs final callbacks once every node of the graph task is
+    // done: that is where the call ends.
+    ta::Engine::get_default_engine().queue_callback([this, c] { Finished(c); });
+    return c;
+  }
+
+  void Finished(CallRecorder* c) {
+    BusyGuard busy;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      active.erase(c->task);
+    }
+    if (!c->selected) return;
+    try {
+      std::lock_guard<std::mutex> call_lock(c->mu);
+      c->Complete();
+    } catch (const std::exception& e) {
+      Disable(std::string("recording failed at the end of a backward call: ") + e.what());
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (disabled) return;
+    trace.calls.push_back(std::move(c->call));
+    trace.calls.back().index = int64_t(trace.calls.size()) - 1;
+    if (options.on_call) options.on_call(trace);
+  }
+};
+
+namespace {
+
+std::atomic<Recorder::State*> g_state{nullptr};
+
+std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
+  if (t_busy) return nullptr;
+  Recorder::State* st = g_state.load(std::memory_order_acquire);
+  if (!st) return nullptr;
+  const auto* task = ta::get_current_graph_task_nodes_in_graph();
+  if (!task) {
+    // A forward op: note which nodes its outputs point to, so the root of a
+    // later backward call can be found. Ops outside grad mode make none.
+    if (fn.seqNr() < 0 || fn.scope() != at::RecordScope::FUNCTION) return nullptr;
+    auto ctx = std::make_unique<FrameContext>();
+    ctx->kind = FrameContext::Kind::kForward;
+    return ctx;
+  }
+  BusyGuard busy;
+  CallRecorder* call = nullptr;
+  try {
+    call = st->CallFor(task);
+    if (!call || !call->selected) return nullptr;
+    std::lock_guard<std::mutex> lock(call->mu);
+    if (call->done) return nullptr;
+    ThreadFrames& frames = call->Frames(at::RecordFunction::currentThreadId());
+    auto ctx = std::make_unique<FrameContext>();
+    ctx->call = call;
+    ctx->start = Clock::now();
+    EvalFrame* eval = frames.evals.empty() ? nullptr : &frames.evals.back();
+
+    if (fn.scope() == at::RecordScope::BACKWARD_FUNCTION) {
+      ctx->kind = FrameContext::Kind::kNode;
+      call->NodeStarted(fn, eval);
+      return ctx;
+    }
+    if (frames.op_depth > 0) {
+      ++frames.op_depth;
+      ctx->kind = FrameContext::Kind::kNestedOp;
+      return ctx;
+    }
+    auto name = fn.operator_name();
+    if (!name) {
+      if (std::strncmp(fn.name(), kEvaluatePrefix, std::strlen(kEvaluatePrefix)) == 0) {
+        frames.evals.emplace_back();
+        ctx->kind = FrameContext::Kind::kEval;
+        return ctx;
+      }
+      return nullptr;  // a user's named region: transparent
+    }
+    ++frames.op_depth;
+    Op op;
+    op.index = int64_t(call->call.ops.size());
+    op.name = name->name;
+    op.overload = name->overload_name;
+    op.thread = frames.index;
+    op.start_us = call->Now();
+    if (!eval) {
+      op.phase = Op::Phase::kEngine;
+    } else if (eval->stage == Stage::kPre) {
+      op.phase = Op::Phase::kPreHook;
+      eval->pending_ops.push_back(op.index);
+    } else {
+      op.phase = eval->stage == Stage::kIn ? Op::Phase::kNode : Op::Phase::kPostNode;
+      op.node = eval->node;
+      if (op.node < 0) eval->pending_ops.push_back(op.index);  // AccumulateGrad not yet resolved
+    }
+    auto schema = fn.operator_schema();
+    auto inputs = fn.inputs();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const c10::Type* type = nullptr;
+      std::string arg_name;
+      if (schema && i < schema->arguments().size()) {
+        // real_type: the schema's `type` says int for ScalarType, Layout, MemoryFormat.
+        type = schema->arguments()[i].real_type().get();
+        arg_name = schema->arguments()[i].name();
+      }
+      op.args.push_back(call->ArgOf(inputs[i], type, kRoleSaved, true));
+      op.arg_names.push_back(arg_name);
+    }
+    // A tensor first seen as an op input came from outside the call; one
+    // seen earlier keeps the roles it had (the saved role only sticks to
+    // tensors that were not produced inside the call).
+    for (const Arg& a : op.args) {
+      auto unmark = [&](int64_t id) {
+        if (id >= 0 && (call->call.tensors[size_t(id)].roles & (kRoleOpOutput | kRoleNodeInput)))
+          call->call.tensors[size_t(id)].roles &= ~uint32_t(kRoleSaved);
+      };
+      if (a.kind == Arg::Kind::kTensor) unmark(a.tensor);
+      for (int64_t id : a.kind == Arg::Kind::kTensorList ? a.ints : std::vector<int64_t>()) unmark(id);
+    }
+    ctx->op = op.index;
+    call->call.ops.push_back(std::move(op));
+    return ctx;
+  } catch (const std::exception& e) {
+    st->Disable(std::string("recording stopped: ") + e.what());
+    return nullptr;
+  }
+}
+
+void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
+  if (!raw || t_busy) return;
+  auto* ctx = static_cast<FrameContext*>(raw);
+  Recorder::State* st = g_state.load(std::memory_order_acquire);
+  BusyGuard busy;
+  if (ctx->kind == FrameContext::Kind::kForward) {
+    if (st) st->NoteForwardOutputs(fn.outputs());
+    return;
+  }
+  CallRecorder* call = ctx->call;
+  try {
+    std::lock_guard<std::mutex> lock(call->mu);
+    if (call->done) return;
+    ThreadFrames& frames = call->Frames(at::RecordFunction::currentThreadId());
+    switch (ctx->kind) {
+      case FrameContext::Kind::kEval:
+        if (!frames.evals.empty()) frames.evals.pop_back();
+        return;
+      case FrameContext::Kind::kNode:
+        call->NodeEnded(frames.evals.empty() ? nullptr : &frames.evals.back());
+        return;
+      case FrameContext::Kind::kNestedOp:
+        --frames.op_depth;
+        return;
+      case FrameContext::Kind::kOp:
+      case FrameContext::Kind::kForward:
+        break;
+    }
+    --frames.op_depth;
+    // Snapshot and Register grow call.values and call.tensors, never call.ops.
+    Op& op = call->call.ops[size_t(ctx->op)];
+    op.duration_us = Micros(ctx->start, Clock::now());
+    auto schema = fn.operator_schema();
+    const auto& outputs = fn.outputs();
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const c10::Type* type = nullptr;
+      if (schema && i < schema->returns().size()) type = schema->returns()[i].real_type().get();
+      Arg out = call->ArgOf(outputs[i], type, kRoleOpOutput, false);
+      if (call->values == ValuesMode::kAll) {
+        auto snap = [&](int64_t id, const at::Tensor& t) {
+          if (id >= 0) call->Snapshot(t, id, Value::When::kAfterOp, ctx->op);
+        };
+        if (out.kind == Arg::Kind::kTensor && outputs[i].isTensor()) snap(out.tensor, outputs[i].toTensor());
+        if (out.kind == Arg::Kind::kTensorList) {
+          auto list = outputs[i].toListRef();
+          for (size_t k = 0; k < out.ints.size() && k < list.size(); ++k)
+            if (list[k].isTensor()) snap(out.ints[k], list[k].toTensor());
+        }
+      }
+      op.outputs.push_back(std::move(out));
+    }
+  } catch (const std::exception& e) {
+    if (st) st->Disable(std::string("recording stopped: ") + e.what());
+  }
+}
+
+}  // namespace
+
+Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) {
+  state_->options = std::move(options);
+  Recorder::State* expected = nullptr;
+  if (!g_state.compare_exchange_strong(expected, state_.get())) {
+    state_->disabled = true;
+    state_->error = "another cautograd recorder is already active in this process";
+    return;
+  }
+  state_->handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(&OnStart, &OnEnd).needsInputs(true).needsOutputs(true));
+}
+
+Recorder::~Recorder() { Finish(); }
+
+bool Recorder::active() const {
+  return g_state.load() == state_.get() && !state_->disabled;
+}
+
+std::string Recorder::error() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->error;
+}
+
+void Recorder::NameParameters(const std::vector<std::pair<std::string, at::Tensor>>& named) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  for (const auto& [name, t] : named) {
+    if (!t.defined()) continue;
+    state_->names[t.unsafeGetTensorImpl()] = name;
+    // Keep the address from being reused by another tensor under this name.
+    state_->named_held.push_back(c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()));
+  }
+}
+
+int Recorder::calls_seen() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return int(state_->calls_seen);
+}
+
+Trace Recorder::Finish() {
+  if (state_->handle) {
+    at::removeCallback(state_->handle);
+    state_->handle = 0;
+  }
+  Recorder::State* mine = state_.get();
+  g_state.compare_exchange_strong(mine, nullptr);
+  std::lock_guard<std::mutex> lock(state_->mu);
+  Trace trace = std::move(state_->trace);
+  state_->trace = Trace();
+  trace.meta.tool_version = kToolVersion;
+  trace.meta.libtorch_version = TORCH_VERSION;
+  trace.meta.time = NowIso8601();
+  trace.meta.host = HostName();
+  trace.meta.values = state_->options.values;
+  return trace;
+}
+
+Trace RecordCalls(const std::function<void()>& fn, RecorderOptions options) {
+  Recorder recorder(std::move(options));
+  fn();
+  return recorder.Finish();
+}
+
+}  // namespace cautograd

@@ -1,0 +1,72 @@
+// The recorder: captures every backward call made while a Recorder lives.
+//
+//   cautograd::Recorder recorder(options);
+//   loss.backward();                       // recorded
+//   cautograd::Trace trace = recorder.Finish();
+//
+// It works through global RecordFunction callbacks (installed by the
+// constructor, removed by Finish or the destructor) and walks the graph of
+// each call from the engine's current graph task. Recording never changes
+// the recorded program's results: it holds only weak references to the
+// tensors it sees (so their memory is not reused under a recorded id, and
+// in-place/steal decisions that look at use counts are unaffected), and
+// dispatches no op while the program runs except to copy values off a
+// non-CPU device.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "lib/trace/call_filter.h"
+#include "lib/trace/trace.h"
+
+namespace cautograd {
+
+struct RecorderOptions {
+  ValuesMode values = ValuesMode::kInts;
+  CallFilter calls;  // which backward calls to record, by index from 0
+  // Called after each recorded call is complete, on the thread that ran
+  // backward, with the trace so far (e.g. to write it out at once, so calls
+  // survive a crash of the program). Must not throw.
+  std::function<void(const Trace&)> on_call;
+};
+
+class Recorder {
+ public:
+  explicit Recorder(RecorderOptions options = RecorderOptions());
+  ~Recorder();
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  // False if another Recorder is active in this process; error() says so.
+  bool active() const;
+  // The first internal failure, after which the recorder stopped recording
+  // (the program itself goes on untouched). Empty if none.
+  std::string error() const;
+
+  // Names leaves in the trace ("fc1.weight"). Call before backward.
+  void NameParameters(const std::vector<std::pair<std::string, at::Tensor>>& named);
+
+  // Backward calls seen so far, recorded or not.
+  int calls_seen() const;
+
+  // Stops recording and returns what was recorded. meta.tool_version,
+  // libtorch_version, time, host and values are filled; command and seed are
+  // the caller's to fill.
+  Trace Finish();
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+// Records the backward calls that `fn` makes.
+Trace RecordCalls(const std::function<void()>& fn, RecorderOptions options = RecorderOptions());
+
+}  // namespace cautograd

@@ -1,0 +1,265 @@
+// The in-memory form of a cautograd trace. docs/trace-format.md is the one
+// document that defines the on-disk form; this header holds its one version
+// constant. Nothing here depends on libtorch, so the offline tools (show,
+// diff, recompile) build and run without it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cautograd {
+
+// Bump on any change to the on-disk format, and add a line to the version
+// history in docs/trace-format.md.
+constexpr int kTraceVersion = 1;
+constexpr const char* kTraceFormatName = "cautograd-trace";
+constexpr const char* kToolVersion = "0.1.0";
+
+// What --values asks the recorder to keep.
+enum class ValuesMode { kNone, kInts, kAll };
+const char* ValuesModeName(ValuesMode mode);
+bool ParseValuesMode(const std::string& text, ValuesMode* mode);
+
+struct Meta {
+  std::string tool_version;
+  std::string libtorch_version;
+  std::vector<std::string> command;
+  std::string time;  // ISO 8601, UTC
+  std::string host;
+  std::optional<uint64_t> seed;
+  ValuesMode values = ValuesMode::kInts;
+};
+
+// One argument or output of an op. A tagged value rather than a variant so
+// the reader can build it field by field and the writer can switch on kind.
+struct Arg {
+  enum class Kind {
+    kNone,         // an absent optional
+    kTensor,       // `tensor` is a tensor id, or -1 for an undefined tensor
+    kTensorList,   // `ints` holds tensor ids (-1 for undefined)
+    kInt,
+    kFloat,
+    kBool,
+    kString,
+    kIntList,
+    kFloatList,
+    kBoolList,
+    kDtype,        // `text` holds the dtype name ("float32")
+    kDevice,       // `text` holds the device ("cpu", "cuda:0")
+    kLayout,       // `text` holds "strided", "sparse_coo", ...
+    kMemoryFormat, // `text` holds "contiguous", "preserve", ...
+    kList,         // `items`: a list of anything else
+    kOpaque,       // a value the recorder could not represent; `text` says what
+  };
+  Kind kind = Kind::kNone;
+  int64_t tensor = -1;
+  int64_t i = 0;
+  double f = 0;
+  bool b = false;
+  std::string text;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  std::vector<bool> bools;
+  std::vector<Arg> items;
+  // For ints that are sizes (the schema says SymInt / SymInt[]): compiled
+  // autograd treats them as size inputs, not as part of its cache key.
+  bool is_size = false;
+
+  static Arg None() { return Arg(); }
+  static Arg Tensor(int64_t id) { Arg a; a.kind = Kind::kTensor; a.tensor = id; return a; }
+  static Arg Int(int64_t v) { Arg a; a.kind = Kind::kInt; a.i = v; return a; }
+  static Arg Float(double v) { Arg a; a.kind = Kind::kFloat; a.f = v; return a; }
+  static Arg Bool(bool v) { Arg a; a.kind = Kind::kBool; a.b = v; return a; }
+  static Arg Text(Kind kind, std::string v) { Arg a; a.kind = kind; a.text = std::move(v); return a; }
+};
+
+// Where a tensor was seen first, and what it is to the backward call. One
+// tensor may play several roles (a saved tensor that is also a leaf).
+enum TensorRole : uint32_t {
+  kRoleRootGrad = 1u << 0,   // a gradient the call started from
+  kRoleSaved = 1u << 1,      // came from outside the call into a node's ops
+  kRoleLeaf = 1u << 2,       // a leaf an AccumulateGrad node feeds
+  kRoleOldGrad = 1u << 3,    // a leaf's .grad before the call
+  kRoleOpOutput = 1u << 4,   // produced by a recorded op
+  kRoleFinalGrad = 1u << 5,  // a leaf's .grad after the call
+  kRoleNodeInput = 1u << 6,  // a gradient a node received
+};
+std::vector<std::string> RoleNames(uint32_t roles);
+bool ParseRole(const std::string& name, uint32_t* role);
+
+struct TensorInfo {
+  int64_t id = 0;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;
+  int64_t offset = 0;
+  std::string dtype;
+  std::string device;
+  bool requires_grad = false;
+  int64_t storage = -1;  // -1: no storage (undefined or meta tensors)
+  uint32_t roles = 0;
+  std::string name;  // parameter name, where the program gave one
+
+  int64_t numel() const;
+};
+
+struct StorageInfo {
+  int64_t id = 0;
+  int64_t nbytes = 0;
+  std::string device;
+};
+
+// A snapshot of one tensor's elements, in row-major logical order.
+struct Value {
+  enum class When { kFirstUse, kAfterOp, kEnd };
+  int64_t tensor = 0;
+  When when = When::kFirstUse;
+  int64_t op = -1;  // for kAfterOp
+  std::string dtype;
+  int64_t numel = 0;
+  std::string data;  // raw little-endian bytes (decoded)
+};
+
+struct Hook {
+  enum class Kind { kTensorPreHook, kRetainGrad, kPreHook, kPostHook };
+  Kind kind = Kind::kPreHook;
+  std::string lang;  // "cpp" or "python"
+  std::string type;  // demangled dynamic type of the hook object
+};
+const char* HookKindName(Hook::Kind kind);
+bool ParseHookKind(const std::string& name, Hook::Kind* kind);
+
+struct Edge {
+  int64_t node = -1;  // -1: no function on this edge (input did not require grad)
+  int64_t input = 0;
+};
+
+struct InputMeta {
+  std::vector<int64_t> shape;
+  std::string dtype;
+  std::string device;
+};
+
+struct LeafInfo {
+  int64_t tensor = -1;  // the leaf variable
+  std::vector<int64_t> shape;
+  std::string dtype;
+  bool requires_grad = true;
+  bool grad_defined_before = false;
+  int64_t grad_before = -1;  // tensor id of .grad before the call, if any
+  int64_t grad_after = -1;   // tensor id of .grad after the call, if any
+  std::string name;
+};
+
+struct Node {
+  int64_t id = 0;
+  std::string type;
+  uint64_t seq = 0;
+  bool seq_is_max = false;  // AccumulateGrad: UINT64_MAX, kept apart for JSON
+  uint64_t topo = 0;
+  std::vector<InputMeta> inputs;
+  std::vector<Edge> next;
+  std::vector<Hook> hooks;
+  std::optional<LeafInfo> leaf;
+  bool executed = false;
+  int64_t exec_order = -1;        // position among executed nodes
+  std::vector<int64_t> grads_in;  // tensor ids the node received
+  double start_us = 0;            // relative to the call's start
+  double duration_us = 0;
+};
+
+struct Op {
+  int64_t index = 0;
+  std::string name;      // "aten::mm"
+  std::string overload;  // "" or "Tensor"
+  int64_t node = -1;     // -1: the engine, between nodes
+  enum class Phase { kEngine, kPreHook, kNode, kPostNode };
+  Phase phase = Phase::kEngine;
+  int thread = 0;
+  std::vector<Arg> args;
+  std::vector<std::string> arg_names;
+  std::vector<Arg> outputs;
+  double start_us = 0;
+  double duration_us = 0;
+};
+const char* PhaseName(Op::Phase phase);
+bool ParsePhase(const std::string& name, Op::Phase* phase);
+
+// What compiled autograd would key its cache on for one call.
+struct GuardTensor {
+  int64_t node = -1;
+  int64_t tensor = -1;
+  std::string role;  // "grad_in", "saved", "leaf", "old_grad"
+  std::string dtype;
+  std::string device;
+  bool requires_grad = false;
+  bool defined = true;
+};
+
+struct GuardScalar {
+  int64_t node = -1;
+  int64_t op = -1;
+  std::string arg;  // schema argument name
+  std::string value;  // canonical text of the value
+};
+
+struct GuardSize {
+  int64_t node = -1;
+  // Either a tensor dimension (tensor >= 0) or an int argument of an op.
+  int64_t tensor = -1;
+  std::string role;
+  std::string what;  // "size" or "stride" for tensors, the argument name for ops
+  int64_t op = -1;
+  int64_t dim = 0;   // dimension, or element of a list argument
+  int64_t value = 0;
+};
+
+struct GuardNode {
+  int64_t node = -1;
+  std::string type;
+  int num_hooks = 0;
+  std::vector<std::string> hook_kinds;
+};
+
+struct Guards {
+  std::vector<GuardNode> nodes;  // execution order
+  std::vector<GuardTensor> tensors;
+  std::vector<GuardScalar> scalars;
+  std::vector<GuardSize> sizes;
+};
+
+struct Call {
+  int64_t index = 0;
+  std::string api;  // "backward" or "grad"
+  bool create_graph = false;
+  bool keep_graph = false;
+  std::vector<int64_t> roots;  // node ids the call started from
+  std::vector<Node> nodes;
+  std::vector<Op> ops;
+  std::vector<TensorInfo> tensors;
+  std::vector<StorageInfo> storages;
+  std::vector<Value> values;
+  Guards guards;
+  double duration_us = 0;
+  double start_unix_s = 0;
+};
+
+struct Trace {
+  int version = kTraceVersion;
+  Meta meta;
+  std::vector<Call> calls;
+};
+
+// Bytes per element of a dtype name; 0 for an unknown name.
+int DtypeSize(const std::string& dtype);
+bool IsIntegralDtype(const std::string& dtype);  // integer types and bool
+
+}  // namespace cautograd
+
+namespace cautograd {
+// Canonical one-line text of an argument ("3", "[2, 3]", "float32", "None"),
+// used by guards, show and diff so that equal values read the same.
+std::string ArgText(const Arg& arg);
+}  // namespace cautograd

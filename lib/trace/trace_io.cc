@@ -1,0 +1,1097 @@
+#include "lib/trace/trace_io.h"
+
+#include <cmath>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "lib/trace/encoding.h"
+
+namespace cautograd {
+
+using nlohmann::json;
+
+namespace {
+
+// Bounds past which a trace is refused as absurd rather than trusted.
+constexpr int64_t kMaxRank = 64;
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+constexpr int64_t kMaxNumel = int64_t(1) << 48;
+constexpr int64_t kMaxStorageBytes = int64_t(1) << 50;
+
+// A JSON path built only when an error needs it: a chain of segments on the
+// stack, each naming a key or an index below its parent.
+struct Path {
+  const Path* parent = nullptr;
+  const char* key = nullptr;
+  int64_t index = -1;
+
+  // A Path points at its parent, so a Path kept in a variable must have a
+  // parent that outlives it: use KeyAt rather than Key(..).At(..) there.
+  Path Key(const char* k) const { return Path{this, k, -1}; }
+  Path At(int64_t i) const { return Path{this, nullptr, i}; }
+  Path KeyAt(const char* k, int64_t i) const { return Path{this, k, i}; }
+
+  std::string Render() const {
+    std::vector<const Path*> chain;
+    for (const Path* p = this; p; p = p->parent) chain.push_back(p);
+    std::string out;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+      const Path* p = *it;
+      if (p->key) {
+        if (!out.empty()) out += '.';
+        out += p->key;
+      }
+      if (p->index >= 0) out += '[' + std::to_string(p->index) + ']';
+    }
+    return out.empty() ? "(top level)" : out;
+  }
+};
+
+const char* JsonTypeName(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    case json::value_t::string: return "a string";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return "an integer";
+    case json::value_t::number_float: return "a number";
+    default: return "something else";
+  }
+}
+
+class TraceParser {
+ public:
+  TraceParser(const std::string& source, std::string* err) : source_(source), err_(err) {}
+
+  bool Parse(const json& root, Trace* trace) {
+    Path top;
+    if (!root.is_object()) return Fail(top, std::string("expected an object, found ") + JsonTypeName(root));
+    std::string format;
+    if (!String(root, "format", top, &format)) return false;
+    if (format != kTraceFormatName)
+      return Fail(top.Key("format"), "not a cautograd trace (format '" + format + "')");
+    int64_t version = 0;
+    if (!Int(root, "version", top, &version)) return false;
+    if (version != kTraceVersion) {
+      std::string how = version > kTraceVersion
+                            ? "; upgrade cautograd to read it"
+                            : "; re-record it with this cautograd";
+      return Fail(top.Key("version"), "trace version " + std::to_string(version) +
+                                          " but this cautograd reads version " +
+                                          std::to_string(kTraceVersion) + how);
+    }
+    trace->version = int(version);
+    if (!ParseMeta(root, top, &trace->meta)) return false;
+    const json* calls = nullptr;
+    if (!Array(root, "calls", top, &calls)) return false;
+    Path calls_path = top.Key("calls");
+    trace->calls.resize(calls->size());
+    for (size_t i = 0; i < calls->size(); ++i) {
+      Path p = calls_path.At(int64_t(i));
+      if (!ParseCall((*calls)[i], p, &trace->calls[i])) return false;
+      if (trace->calls[i].index != int64_t(i))
+        return Fail(p.Key("index"), "call index " + std::to_string(trace->calls[i].index) +
+                                        " at position " + std::to_string(i));
+    }
+    return true;
+  }
+
+ private:
+  bool Fail(const Path& at, const std::string& what) {
+    *err_ = source_ + ": " + at.Render() + ": " + what;
+    return false;
+  }
+
+  // --- typed field access -------------------------------------------------
+
+  const json* Field(const json& obj, const char* key, const Path& at, bool required) {
+    auto it = obj.find(key);
+    if (it == obj.end()) {
+      if (required) Fail(at, std::string("missing field '") + key + "'");
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  bool WrongType(const json& j, const Path& at, const char* want) {
+    return Fail(at, std::string("expected ") + want + ", found " + JsonTypeName(j));
+  }
+
+  bool AsInt(const json& j, const Path& at, int64_t* out) {
+    if (j.is_number_integer()) {
+      *out = j.get<int64_t>();
+      return true;
+    }
+    if (j.is_number_unsigned()) {
+      uint64_t u = j.get<uint64_t>();
+      if (u > uint64_t(INT64_MAX)) return Fail(at, "integer out of range");
+      *out = int64_t(u);
+      return true;
+    }
+    return WrongType(j, at, "an integer");
+  }
+
+  bool AsDouble(const json& j, const Path& at, double* out) {
+    if (j.is_number()) {
+      *out = j.get<double>();
+      return true;
+    }
+    if (j.is_string()) {
+      const std::string& s = j.get_ref<const std::string&>();
+      if (s == "nan") *out = std::nan("");
+      else if (s == "inf") *out = INFINITY;
+      else if (s == "-inf") *out = -INFINITY;
+      else return Fail(at, "expected a number or \"nan\"/\"inf\"/\"-inf\", found '" + s + "'");
+      return true;
+    }
+    return WrongType(j, at, "a number");
+  }
+
+  bool Int(const json& obj, const char* key, const Path& at, int64_t* out, bool required = true) {
+    const json* f = Field(obj, key, at, required);
+    if (!f) return !required;
+    return AsInt(*f, at.Key(key), out);
+  }
+
+  bool NonNegative(const json& obj, const char* key, const Path& at, int64_t* out,
+                   bool required = true) {
+    if (!Int(obj, key, at, out, required)) return false;
+    if (*out < 0) return Fail(at.Key(key), "expected a non-negative integer, found " + std::to_string(*out));
+    return true;
+  }
+
+  bool Double(const json& obj, const char* key, const Path& at, double* out, bool required = true) {
+    const json* f = Field(obj, key, at, required);
+    if (!f) return !required;
+    return AsDouble(*f, at.Key(key), out);
+  }
+
+  bool Bool(const json& obj, const char* key, const Path& at, bool* out, bool required = true) {
+    const json* f = Field(obj, key, at, required);
+    if (!f) return !required;
+    if (!f->is_boolean()) return WrongType(*f, at.Key(key), "true or false");
+    *out = f->get<bool>();
+    return true;
+  }
+
+  bool String(const json& obj, const char* key, const Path& at, std::string* out,
+              bool required = true) {
+    const json* f = Field(obj, key, at, required);
+    if (!f) return !required;
+    if (!f->is_string()) return WrongType(*f, at.Key(key), "a string");
+    *out = f->get<std::string>();
+    return true;
+  }
+
+  bool Array(const json& obj, const char* key, const Path& at, const json** out,
+             bool required = true) {
+    const json* f = Field(obj, key, at, required);
+    *out = f;
+    if (!f) return !required;
+    if (!f->is_array()) return WrongType(*f, at.Key(key), "an array");
+    return true;
+  }
+
+  bool Object(const json& j, const Path& at) {
+    return j.is_object() || WrongType(j, at, "an object");
+  }
+
+  bool IntList(const json& obj, const char* key, const Path& at, std::vector<int64_t>* out,
+               bool required = true) {
+    const json* arr = nullptr;
+    if (!Array(obj, key, at, &arr, required)) return false;
+    if (!arr) return true;
+    return IntArray(*arr, at.Key(key), out);
+  }
+
+  bool IntArray(const json& arr, const Path& at, std::vector<int64_t>* out) {
+    out->resize(arr.size());
+    for (size_t i = 0; i < arr.size(); ++i)
+      if (!AsInt(arr[i], at.At(int64_t(i)), &(*out)[i])) return false;
+    return true;
+  }
+
+  bool Dtype(const json& obj, const char* key, const Path& at, std::string* out) {
+    if (!String(obj, key, at, out)) return false;
+    if (DtypeSize(*out) == 0)
+      return Fail(at.Key(key), "unknown dtype '" + *out + "' (see docs/trace-format.md for the names)");
+    return true;
+  }
+
+  bool Shape(const json& obj, const char* key, const Path& at, std::vector<int64_t>* shape) {
+    if (!IntList(obj, key, at, shape)) return false;
+    Path p = at.Key(key);
+    if (int64_t(shape->size()) > kMaxRank)
+      return Fail(p, "rank " + std::to_string(shape->size()) + " exceeds " + std::to_string(kMaxRank));
+    int64_t numel = 1;
+    for (size_t d = 0; d < shape->size(); ++d) {
+      int64_t v = (*shape)[d];
+      if (v < 0 || v > kMaxDim)
+        return Fail(p.At(int64_t(d)), "absurd size " + std::to_string(v));
+      if (v != 0 && numel > kMaxNumel / v) return Fail(p, "absurd number of elements");
+      numel *= v;
+    }
+    return true;
+  }
+
+  // --- sections -------------------------------------------------------------
+
+  bool ParseMeta(const json& root, const Path& top, Meta* meta) {
+    const json* m = Field(root, "meta", top, true);
+    if (!m) return false;
+    Path p = top.Key("meta");
+    if (!Object(*m, p)) return false;
+    if (!String(*m, "tool_version", p, &meta->tool_version)) return false;
+    if (!String(*m, "libtorch_version", p, &meta->libtorch_version)) return false;
+    if (!String(*m, "time", p, &meta->time)) return false;
+    if (!String(*m, "host", p, &meta->host)) return false;
+    const json* cmd = nullptr;
+    if (!Array(*m, "command", p, &cmd)) return false;
+    for (size_t i = 0; i < cmd->size(); ++i) {
+      if (!(*cmd)[i].is_string()) return WrongType((*cmd)[i], p.Key("command").At(int64_t(i)), "a string");
+      meta->command.push_back((*cmd)[i].get<std::string>());
+    }
+    if (const json* seed = Field(*m, "seed", p, false); seed && !seed->is_null()) {
+      if (!seed->is_number_unsigned() && !(seed->is_number_integer() && seed->get<int64_t>() >= 0))
+        return WrongType(*seed, p.Key("seed"), "a non-negative integer");
+      meta->seed = seed->get<uint64_t>();
+    }
+    std::string values;
+    if (!String(*m, "values", p, &values)) return false;
+    if (!ParseValuesMode(values, &meta->values))
+      return Fail(p.Key("values"), "unknown values mode '" + values + "' (none, ints or all)");
+    return true;
+  }
+
+  bool ParseCall(const json& c, const Path& p, Call* call) {
+    if (!Object(c, p)) return false;
+    if (!NonNegative(c, "index", p, &call->index)) return false;
+    if (!String(c, "api", p, &call->api)) return false;
+    if (call->api != "backward" && call->api != "grad")
+      return Fail(p.Key("api"), "unknown api '" + call->api + "' (backward or grad)");
+    if (!Bool(c, "create_graph", p, &call->create_graph)) return false;
+    if (!Bool(c, "keep_graph", p, &call->keep_graph)) return false;
+    if (!Double(c, "duration_us", p, &call->duration_us)) return false;
+    if (!Double(c, "start_unix_s", p, &call->start_unix_s)) return false;
+
+    const json* arr = nullptr;
+    if (!Array(c, "storages", p, &arr)) return false;
+    call->storages.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseStorage((*arr)[i], p.Key("storages").At(int64_t(i)), int64_t(i), &call->storages[i]))
+        return false;
+
+    if (!Array(c, "tensors", p, &arr)) return false;
+    call->tensors.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseTensor((*arr)[i], p.Key("tensors").At(int64_t(i)), int64_t(i), *call, &call->tensors[i]))
+        return false;
+
+    if (!Array(c, "nodes", p, &arr)) return false;
+    call->nodes.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseNode((*arr)[i], p.Key("nodes").At(int64_t(i)), int64_t(i), *call, &call->nodes[i]))
+        return false;
+    if (!CheckEdges(*call, p)) return false;
+    if (!IntList(c, "roots", p, &call->roots)) return false;
+    for (size_t i = 0; i < call->roots.size(); ++i)
+      if (!NodeRef(call->roots[i], *call, p.Key("roots").At(int64_t(i)), false)) return false;
+
+    if (!Array(c, "ops", p, &arr)) return false;
+    call->ops.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseOp((*arr)[i], p.Key("ops").At(int64_t(i)), int64_t(i), *call, &call->ops[i]))
+        return false;
+
+    if (!Array(c, "values", p, &arr)) return false;
+    call->values.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseValue((*arr)[i], p.Key("values").At(int64_t(i)), *call, &call->values[i]))
+        return false;
+
+    const json* g = Field(c, "guards", p, true);
+    if (!g) return false;
+    return ParseGuards(*g, p.Key("guards"), *call, &call->guards);
+  }
+
+  bool ParseStorage(const json& s, const Path& p, int64_t position, StorageInfo* st) {
+    if (!Object(s, p)) return false;
+    if (!Int(s, "id", p, &st->id)) return false;
+    if (st->id != position)
+      return Fail(p.Key("id"), "storage id " + std::to_string(st->id) + " at position " +
+                                   std::to_string(position) + "; ids must count up from 0");
+    if (!NonNegative(s, "nbytes", p, &st->nbytes)) return false;
+    if (st->nbytes > kMaxStorageBytes) return Fail(p.Key("nbytes"), "absurd storage size " + std::to_string(st->nbytes));
+    return String(s, "device", p, &st->device);
+  }
+
+  bool ParseTensor(const json& t, const Path& p, int64_t position, const Call& call, TensorInfo* info) {
+    if (!Object(t, p)) return false;
+    if (!Int(t, "id", p, &info->id)) return false;
+    if (info->id != position)
+      return Fail(p.Key("id"), "tensor id " + std::to_string(info->id) + " at position " +
+                                   std::to_string(position) + "; ids must count up from 0");
+    if (!Shape(t, "shape", p, &info->shape)) return false;
+    if (!IntList(t, "strides", p, &info->strides)) return false;
+    if (info->strides.size() != info->shape.size())
+      return Fail(p.Key("strides"), std::to_string(info->strides.size()) + " strides for " +
+                                        std::to_string(info->shape.size()) + " dimensions");
+    if (!NonNegative(t, "offset", p, &info->offset)) return false;
+    if (!Dtype(t, "dtype", p, &info->dtype)) return false;
+    if (!String(t, "device", p, &info->device)) return false;
+    if (!Bool(t, "requires_grad", p, &info->requires_grad)) return false;
+    if (!Int(t, "storage", p, &info->storage)) return false;
+    if (info->storage < -1 || info->storage >= int64_t(call.storages.size()))
+      return Fail(p.Key("storage"), "storage " + std::to_string(info->storage) +
+                                        " is not in this call's storages");
+    if (info->storage >= 0 && !FitsStorage(*info, call.storages[size_t(info->storage)]))
+      return Fail(p, "tensor reaches past the end of storage " + std::to_string(info->storage));
+    const json* roles = nullptr;
+    if (!Array(t, "roles", p, &roles)) return false;
+    for (size_t i = 0; i < roles->size(); ++i) {
+      const json& r = (*roles)[i];
+      uint32_t role = 0;
+      if (!r.is_string()) return WrongType(r, p.Key("roles").At(int64_t(i)), "a string");
+      if (!ParseRole(r.get<std::string>(), &role))
+        return Fail(p.Key("roles").At(int64_t(i)), "unknown role '" + r.get<std::string>() + "'");
+      info->roles |= role;
+    }
+    return String(t, "name", p, &info->name, false);
+  }
+
+  static bool FitsStorage(const TensorInfo& t, const StorageInfo& s) {
+    if (t.numel() == 0) return true;
+    int64_t last = t.offset;
+    for (size_t d = 0; d < t.shape.size(); ++d) {
+      if (t.strides[d] < 0) return false;
+      // Both factors are bounded (kMaxDim, and strides checked below), so no overflow.
+      if (t.strides[d] > kMaxNumel) return false;
+      last += (t.shape[d] - 1) * t.strides[d];
+    }
+    return (last + 1) * DtypeSize(t.dtype) <= s.nbytes;
+  }
+
+  bool TensorRef(int64_t id, const Call& call, const Path& at, bool allow_undefined) {
+    if (id == -1 && allow_undefined) return true;
+    if (id < 0 || id >= int64_t(call.tensors.size()))
+      return Fail(at, "tensor " + std::to_string(id) + " is not in this call's tensors");
+    return true;
+  }
+
+  bool NodeRef(int64_t id, const Call& call, const Path& at, bool allow_none) {
+    if (id == -1 && allow_none) return true;
+    if (id < 0 || id >= int64_t(call.nodes.size()))
+      return Fail(at, "node " + std::to_string(id) + " is not in this call's nodes");
+    return true;
+  }
+
+  bool ParseNode(const json& n, const Path& p, int64_t position, const Call& call, Node* node) {
+    if (!Object(n, p)) return false;
+    if (!Int(n, "id", p, &node->id)) return false;
+    if (node->id != position)
+      return Fail(p.Key("id"), "node id " + std::to_string(node->id) + " at position " +
+                                   std::to_string(position) + "; ids must count up from 0");
+    if (!String(n, "type", p, &node->type)) return false;
+    const json* seq = Field(n, "seq", p, true);
+    if (!seq) return false;
+    if (seq->is_string() && seq->get<std::string>() == "max") {
+      node->seq_is_max = true;
+      node->seq = UINT64_MAX;
+    } else {
+      int64_t v = 0;
+      if (!AsInt(*seq, p.Key("seq"), &v)) return false;
+      if (v < 0) return Fail(p.Key("seq"), "negative sequence number");
+      node->seq = uint64_t(v);
+    }
+    int64_t topo = 0;
+    if (!NonNegative(n, "topo", p, &topo)) return false;
+    node->topo = uint64_t(topo);
+
+    const json* arr = nullptr;
+    if (!Array(n, "inputs", p, &arr)) return false;
+    node->inputs.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path ip = p.KeyAt("inputs", int64_t(i));
+      const json& in = (*arr)[i];
+      if (!Object(in, ip)) return false;
+      if (!Shape(in, "shape", ip, &node->inputs[i].shape)) return false;
+      if (!Dtype(in, "dtype", ip, &node->inputs[i].dtype)) return false;
+      if (!String(in, "device", ip, &node->inputs[i].device)) return false;
+    }
+    if (!Array(n, "next", p, &arr)) return false;
+    node->next.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path ep = p.KeyAt("next", int64_t(i));
+      const json& e = (*arr)[i];
+      if (e.is_null()) continue;  // an edge with no function
+      if (!Object(e, ep)) return false;
+      if (!NonNegative(e, "node", ep, &node->next[i].node)) return false;
+      if (!NonNegative(e, "input", ep, &node->next[i].input)) return false;
+    }
+    if (!Array(n, "hooks", p, &arr)) return false;
+    node->hooks.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path hp = p.KeyAt("hooks", int64_t(i));
+      const json& h = (*arr)[i];
+      if (!Object(h, hp)) return false;
+      std::string kind;
+      if (!String(h, "kind", hp, &kind)) return false;
+      if (!ParseHookKind(kind, &node->hooks[i].kind))
+        return Fail(hp.Key("kind"), "unknown hook kind '" + kind + "'");
+      if (!String(h, "lang", hp, &node->hooks[i].lang)) return false;
+      if (node->hooks[i].lang != "cpp" && node->hooks[i].lang != "python")
+        return Fail(hp.Key("lang"), "unknown hook language '" + node->hooks[i].lang + "' (cpp or python)");
+      if (!String(h, "type", hp, &node->hooks[i].type)) return false;
+    }
+    if (!Bool(n, "executed", p, &node->executed)) return false;
+    if (!Int(n, "exec_order", p, &node->exec_order)) return false;
+    if (node->executed != (node->exec_order >= 0))
+      return Fail(p.Key("exec_order"), "exec_order must be >= 0 exactly when the node executed");
+    if (!IntList(n, "grads_in", p, &node->grads_in)) return false;
+    for (size_t i = 0; i < node->grads_in.size(); ++i)
+      if (!TensorRef(node->grads_in[i], call, p.Key("grads_in").At(int64_t(i)), true)) return false;
+    if (!Double(n, "start_us", p, &node->start_us)) return false;
+    if (!Double(n, "duration_us", p, &node->duration_us)) return false;
+
+    if (const json* leaf = Field(n, "leaf", p, false)) {
+      Path lp = p.Key("leaf");
+      if (!Object(*leaf, lp)) return false;
+      LeafInfo info;
+      if (!Int(*leaf, "tensor", lp, &info.tensor)) return false;
+      if (!TensorRef(info.tensor, call, lp.Key("tensor"), true)) return false;
+      if (!Shape(*leaf, "shape", lp, &info.shape)) return false;
+      if (!Dtype(*leaf, "dtype", lp, &info.dtype)) return false;
+      if (!Bool(*leaf, "requires_grad", lp, &info.requires_grad)) return false;
+      if (!Bool(*leaf, "grad_defined_before", lp, &info.grad_defined_before)) return false;
+      if (!Int(*leaf, "grad_before", lp, &info.grad_before)) return false;
+      if (!TensorRef(info.grad_before, call, lp.Key("grad_before"), true)) return false;
+      if (!Int(*leaf, "grad_after", lp, &info.grad_after)) return false;
+      if (!TensorRef(info.grad_after, call, lp.Key("grad_after"), true)) return false;
+      if (!String(*leaf, "name", lp, &info.name, false)) return false;
+      node->leaf = std::move(info);
+    }
+    return true;
+  }
+
+  // Edges point at real nodes and inputs, and the graph has no cycle: the
+  // autograd graph is a DAG, and later passes walk it recursively.
+  bool CheckEdges(const Call& call, const Path& p) {
+    for (const Node& node : call.nodes) {
+      for (size_t i = 0; i < node.next.size(); ++i) {
+        const Edge& e = node.next[i];
+        if (e.node == -1) continue;
+        Path np = p.KeyAt("nodes", node.id);
+        Path ep = np.KeyAt("next", int64_t(i));
+        if (!NodeRef(e.node, call, ep.Key("node"), false)) return false;
+        size_t inputs = call.nodes[size_t(e.node)].inputs.size();
+        if (size_t(e.input) >= inputs)
+          return Fail(ep.Key("input"), "input " + std::to_string(e.input) + " of node " +
+                                           std::to_string(e.node) + ", which has " +
+                                           std::to_string(inputs) + " inputs");
+      }
+    }
+    enum Color : char { kWhite, kGrey, kBlack };
+    std::vector<Color> color(call.nodes.size(), kWhite);
+    std::vector<std::pair<int64_t, size_t>> stack;  // node, next edge to visit
+    for (size_t start = 0; start < call.nodes.size(); ++start) {
+      if (color[start] != kWhite) continue;
+      stack.push_back({int64_t(start), 0});
+      color[start] = kGrey;
+      while (!stack.empty()) {
+        auto& [id, edge] = stack.back();
+        const Node& node = call.nodes[size_t(id)];
+        if (edge == node.next.size()) {
+          color[size_t(id)] = kBlack;
+          stack.pop_back();
+          continue;
+        }
+        int64_t to = node.next[edge++].node;
+        if (to < 0) continue;
+        if (color[size_t(to)] == kGrey)
+          return Fail(p.Key("nodes").At(id), "edge to node " + std::to_string(to) +
+                                                 " closes a cycle; a backward graph has none");
+        if (color[size_t(to)] == kWhite) {
+          color[size_t(to)] = kGrey;
+          stack.push_back({to, 0});
+        }
+      }
+    }
+    return true;
+  }
+
+  bool ParseOp(const json& o, const Path& p, int64_t position, const Call& call, Op* op) {
+    if (!Object(o, p)) return false;
+    op->index = position;
+    if (!String(o, "op", p, &op->name)) return false;
+    if (op->name.find("::") == std::string::npos)
+      return Fail(p.Key("op"), "operator '" + op->name + "' has no namespace (expected 'aten::mm')");
+    if (!String(o, "overload", p, &op->overload)) return false;
+    if (!Int(o, "node", p, &op->node)) return false;
+    if (!NodeRef(op->node, call, p.Key("node"), true)) return false;
+    std::string phase;
+    if (!String(o, "phase", p, &phase)) return false;
+    if (!ParsePhase(phase, &op->phase)) return Fail(p.Key("phase"), "unknown phase '" + phase + "'");
+    int64_t thread = 0;
+    if (!NonNegative(o, "thread", p, &thread)) return false;
+    op->thread = int(thread);
+    if (!Double(o, "start_us", p, &op->start_us)) return false;
+    if (!Double(o, "duration_us", p, &op->duration_us)) return false;
+    const json* arr = nullptr;
+    if (!Array(o, "args", p, &arr)) return false;
+    op->args.resize(arr->size());
+    op->arg_names.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path ap = p.KeyAt("args", int64_t(i));
+      if (!ParseArg((*arr)[i], ap, call, &op->args[i], 0)) return false;
+      if (!String((*arr)[i], "name", ap, &op->arg_names[i])) return false;
+    }
+    if (!Array(o, "outputs", p, &arr)) return false;
+    op->outputs.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseArg((*arr)[i], p.Key("outputs").At(int64_t(i)), call, &op->outputs[i], 0)) return false;
+    return true;
+  }
+
+  bool ParseArg(const json& a, const Path& p, const Call& call, Arg* arg, int depth) {
+    if (depth > 8) return Fail(p, "lists nested deeper than 8 levels");
+    if (!Object(a, p)) return false;
+    if (!Bool(a, "size", p, &arg->is_size, false)) return false;
+    using K = Arg::Kind;
+    if (a.contains("tensor")) {
+      arg->kind = K::kTensor;
+      const json& t = a["tensor"];
+      if (t.is_null()) {
+        arg->tensor = -1;
+        return true;
+      }
+      if (!AsInt(t, p.Key("tensor"), &arg->tensor)) return false;
+      return TensorRef(arg->tensor, call, p.Key("tensor"), false);
+    }
+    if (a.contains("tensors")) {
+      arg->kind = K::kTensorList;
+      const json& t = a["tensors"];
+      Path tp = p.Key("tensors");
+      if (!t.is_array()) return WrongType(t, tp, "an array");
+      arg->ints.resize(t.size());
+      for (size_t i = 0; i < t.size(); ++i) {
+        if (t[i].is_null()) {
+          arg->ints[i] = -1;
+          continue;
+        }
+        if (!AsInt(t[i], tp.At(int64_t(i)), &arg->ints[i])) return false;
+        if (!TensorRef(arg->ints[i], call, tp.At(int64_t(i)), false)) return false;
+      }
+      return true;
+    }
+    if (a.contains("int")) {
+      arg->kind = K::kInt;
+      return AsInt(a["int"], p.Key("int"), &arg->i);
+    }
+    if (a.contains("float")) {
+      arg->kind = K::kFloat;
+      return AsDouble(a["float"], p.Key("float"), &arg->f);
+    }
+    if (a.contains("bool")) {
+      arg->kind = K::kBool;
+      return Bool(a, "bool", p, &arg->b);
+    }
+    if (a.contains("ints")) {
+      arg->kind = K::kIntList;
+      return IntList(a, "ints", p, &arg->ints);
+    }
+    if (a.contains("floats")) {
+      arg->kind = K::kFloatList;
+      const json& f = a["floats"];
+      if (!f.is_array()) return WrongType(f, p.Key("floats"), "an array");
+      arg->floats.resize(f.size());
+      for (size_t i = 0; i < f.size(); ++i)
+        if (!AsDouble(f[i], p.Key("floats").At(int64_t(i)), &arg->floats[i])) return false;
+      return true;
+    }
+    if (a.contains("bools")) {
+      arg->kind = K::kBoolList;
+      const json& b = a["bools"];
+      if (!b.is_array()) return WrongType(b, p.Key("bools"), "an array");
+      for (size_t i = 0; i < b.size(); ++i) {
+        if (!b[i].is_boolean()) return WrongType(b[i], p.Key("bools").At(int64_t(i)), "true or false");
+        arg->bools.push_back(b[i].get<bool>());
+      }
+      return true;
+    }
+    if (a.contains("list")) {
+      arg->kind = K::kList;
+      const json& l = a["list"];
+      if (!l.is_array()) return WrongType(l, p.Key("list"), "an array");
+      arg->items.resize(l.size());
+      for (size_t i = 0; i < l.size(); ++i)
+        if (!ParseArg(l[i], p.Key("list").At(int64_t(i)), call, &arg->items[i], depth + 1)) return false;
+      return true;
+    }
+    struct TextKind {
+      const char* key;
+      K kind;
+    };
+    static const TextKind kTextKinds[] = {
+        {"str", K::kString},       {"dtype", K::kDtype},
+        {"device", K::kDevice},    {"layout", K::kLayout},
+        {"memory_format", K::kMemoryFormat}, {"opaque", K::kOpaque},
+    };
+    for (const TextKind& tk : kTextKinds) {
+      if (!a.contains(tk.key)) continue;
+      arg->kind = tk.kind;
+      if (!String(a, tk.key, p, &arg->text)) return false;
+      if (tk.kind == K::kDtype && DtypeSize(arg->text) == 0)
+        return Fail(p.Key("dtype"), "unknown dtype '" + arg->text + "'");
+      return true;
+    }
+    if (a.contains("none")) {
+      arg->kind = K::kNone;
+      return true;
+    }
+    return Fail(p, "argument has no value (expected one of tensor, tensors, int, float, bool, "
+                   "str, ints, floats, bools, list, dtype, device, layout, memory_format, opaque, none)");
+  }
+
+  bool ParseValue(const json& v, const Path& p, const Call& call, Value* value) {
+    if (!Object(v, p)) return false;
+    if (!Int(v, "tensor", p, &value->tensor)) return false;
+    if (!TensorRef(value->tensor, call, p.Key("tensor"), false)) return false;
+    std::string when;
+    if (!String(v, "when", p, &when)) return false;
+    if (when == "first_use") {
+      value->when = Value::When::kFirstUse;
+    } else if (when == "end") {
+      value->when = Value::When::kEnd;
+    } else if (when == "after_op") {
+      value->when = Value::When::kAfterOp;
+      if (!NonNegative(v, "op", p, &value->op)) return false;
+      if (value->op >= int64_t(call.ops.size()))
+        return Fail(p.Key("op"), "op " + std::to_string(value->op) + " is not in this call's ops");
+    } else {
+      return Fail(p.Key("when"), "unknown moment '" + when + "' (first_use, after_op or end)");
+    }
+    const TensorInfo& t = call.tensors[size_t(value->tensor)];
+    if (!Dtype(v, "dtype", p, &value->dtype)) return false;
+    if (value->dtype != t.dtype)
+      return Fail(p.Key("dtype"), "dtype " + value->dtype + " but tensor " +
+                                      std::to_string(t.id) + " is " + t.dtype);
+    if (!NonNegative(v, "numel", p, &value->numel)) return false;
+    if (value->numel != t.numel())
+      return Fail(p.Key("numel"), std::to_string(value->numel) + " elements but tensor " +
+                                      std::to_string(t.id) + " has " + std::to_string(t.numel()));
+    std::string encoding, crc, data;
+    if (!String(v, "encoding", p, &encoding)) return false;
+    if (encoding != "base64")
+      return Fail(p.Key("encoding"), "unknown encoding '" + encoding + "' (base64)");
+    if (!String(v, "crc32", p, &crc)) return false;
+    if (!String(v, "data", p, &data)) return false;
+    if (!Base64Decode(data, &value->data)) return Fail(p.Key("data"), "invalid base64");
+    int64_t want = value->numel * DtypeSize(value->dtype);
+    if (int64_t(value->data.size()) != want)
+      return Fail(p.Key("data"), std::to_string(value->data.size()) + " bytes, expected " +
+                                     std::to_string(want));
+    std::string actual = Crc32Hex(value->data);
+    if (actual != crc)
+      return Fail(p.Key("crc32"), "checksum " + crc + " does not match the data (" + actual +
+                                      "); the file is corrupt");
+    return true;
+  }
+
+  bool ParseGuards(const json& g, const Path& p, const Call& call, Guards* guards) {
+    if (!Object(g, p)) return false;
+    const json* arr = nullptr;
+    if (!Array(g, "nodes", p, &arr)) return false;
+    guards->nodes.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path np = p.KeyAt("nodes", int64_t(i));
+      const json& n = (*arr)[i];
+      GuardNode& gn = guards->nodes[i];
+      if (!Object(n, np)) return false;
+      if (!Int(n, "node", np, &gn.node) || !NodeRef(gn.node, call, np.Key("node"), false)) return false;
+      if (!String(n, "type", np, &gn.type)) return false;
+      const json* kinds = nullptr;
+      if (!Array(n, "hooks", np, &kinds)) return false;
+      for (size_t k = 0; k < kinds->size(); ++k) {
+        if (!(*kinds)[k].is_string()) return WrongType((*kinds)[k], np.Key("hooks").At(int64_t(k)), "a string");
+        gn.hook_kinds.push_back((*kinds)[k].get<std::string>());
+      }
+      gn.num_hooks = int(gn.hook_kinds.size());
+    }
+    if (!Array(g, "tensors", p, &arr)) return false;
+    guards->tensors.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path tp = p.KeyAt("tensors", int64_t(i));
+      const json& t = (*arr)[i];
+      GuardTensor& gt = guards->tensors[i];
+      if (!Object(t, tp)) return false;
+      if (!Int(t, "node", tp, &gt.node) || !NodeRef(gt.node, call, tp.Key("node"), false)) return false;
+      if (!Int(t, "tensor", tp, &gt.tensor) || !TensorRef(gt.tensor, call, tp.Key("tensor"), true)) return false;
+      if (!String(t, "role", tp, &gt.role)) return false;
+      if (!Bool(t, "defined", tp, &gt.defined)) return false;
+      if (!String(t, "dtype", tp, &gt.dtype)) return false;
+      if (!String(t, "device", tp, &gt.device)) return false;
+      if (!Bool(t, "requires_grad", tp, &gt.requires_grad)) return false;
+    }
+    if (!Array(g, "scalars", p, &arr)) return false;
+    guards->scalars.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path sp = p.KeyAt("scalars", int64_t(i));
+      const json& s = (*arr)[i];
+      GuardScalar& gs = guards->scalars[i];
+      if (!Object(s, sp)) return false;
+      if (!Int(s, "node", sp, &gs.node) || !NodeRef(gs.node, call, sp.Key("node"), true)) return false;
+      if (!Int(s, "op", sp, &gs.op)) return false;
+      if (gs.op < 0 || gs.op >= int64_t(call.ops.size()))
+        return Fail(sp.Key("op"), "op " + std::to_string(gs.op) + " is not in this call's ops");
+      if (!String(s, "arg", sp, &gs.arg)) return false;
+      if (!String(s, "value", sp, &gs.value)) return false;
+    }
+    if (!Array(g, "sizes", p, &arr)) return false;
+    guards->sizes.resize(arr->size());
+    for (size_t i = 0; i < arr->size(); ++i) {
+      Path sp = p.KeyAt("sizes", int64_t(i));
+      const json& s = (*arr)[i];
+      GuardSize& gs = guards->sizes[i];
+      if (!Object(s, sp)) return false;
+      if (!Int(s, "node", sp, &gs.node) || !NodeRef(gs.node, call, sp.Key("node"), true)) return false;
+      if (!Int(s, "tensor", sp, &gs.tensor) || !TensorRef(gs.tensor, call, sp.Key("tensor"), true)) return false;
+      if (!Int(s, "op", sp, &gs.op)) return false;
+      if (gs.op < -1 || gs.op >= int64_t(call.ops.size()))
+        return Fail(sp.Key("op"), "op " + std::to_string(gs.op) + " is not in this call's ops");
+      if (!String(s, "role", sp, &gs.role)) return false;
+      if (!String(s, "what", sp, &gs.what)) return false;
+      if (!NonNegative(s, "dim", sp, &gs.dim)) return false;
+      if (!Int(s, "value", sp, &gs.value)) return false;
+    }
+    return true;
+  }
+
+  std::string source_;
+  std::string* err_;
+};
+
+// --- writing ----------------------------------------------------------------
+
+json DoubleJson(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+
+json ArgJson(const Arg& a) {
+  json j = json::object();
+  using K = Arg::Kind;
+  switch (a.kind) {
+    case K::kNone: j["none"] = true; break;
+    case K::kTensor: j["tensor"] = a.tensor < 0 ? json(nullptr) : json(a.tensor); break;
+    case K::kTensorList: {
+      json arr = json::array();
+      for (int64_t id : a.ints) arr.push_back(id < 0 ? json(nullptr) : json(id));
+      j["tensors"] = std::move(arr);
+      break;
+    }
+    case K::kInt: j["int"] = a.i; break;
+    case K::kFloat: j["float"] = DoubleJson(a.f); break;
+    case K::kBool: j["bool"] = a.b; break;
+    case K::kString: j["str"] = a.text; break;
+    case K::kIntList: j["ints"] = a.ints; break;
+    case K::kFloatList: {
+      json arr = json::array();
+      for (double f : a.floats) arr.push_back(DoubleJson(f));
+      j["floats"] = std::move(arr);
+      break;
+    }
+    case K::kBoolList: {
+      json arr = json::array();
+      for (bool b : a.bools) arr.push_back(b);
+      j["bools"] = std::move(arr);
+      break;
+    }
+    case K::kDtype: j["dtype"] = a.text; break;
+    case K::kDevice: j["device"] = a.text; break;
+    case K::kLayout: j["layout"] = a.text; break;
+    case K::kMemoryFormat: j["memory_format"] = a.text; break;
+    case K::kList: {
+      json arr = json::array();
+      for (const Arg& item : a.items) arr.push_back(ArgJson(item));
+      j["list"] = std::move(arr);
+      break;
+    }
+    case K::kOpaque: j["opaque"] = a.text; break;
+  }
+  if (a.is_size) j["size"] = true;
+  return j;
+}
+
+const char* WhenName(Value::When when) {
+  switch (when) {
+    case Value::When::kFirstUse: return "first_use";
+    case Value::When::kAfterOp: return "after_op";
+    case Value::When::kEnd: return "end";
+  }
+  return "?";
+}
+
+json CallJson(const Call& call) {
+  json c;
+  c["index"] = call.index;
+  c["api"] = call.api;
+  c["create_graph"] = call.create_graph;
+  c["keep_graph"] = call.keep_graph;
+  c["duration_us"] = call.duration_us;
+  c["start_unix_s"] = call.start_unix_s;
+  c["roots"] = call.roots;
+
+  json storages = json::array();
+  for (const StorageInfo& s : call.storages)
+    storages.push_back({{"id", s.id}, {"nbytes", s.nbytes}, {"device", s.device}});
+  c["storages"] = std::move(storages);
+
+  json tensors = json::array();
+  for (const TensorInfo& t : call.tensors) {
+    json j = {{"id", t.id},         {"shape", t.shape},
+              {"strides", t.strides}, {"offset", t.offset},
+              {"dtype", t.dtype},   {"device", t.device},
+              {"requires_grad", t.requires_grad}, {"storage", t.storage},
+              {"roles", RoleNames(t.roles)}};
+    if (!t.name.empty()) j["name"] = t.name;
+    tensors.push_back(std::move(j));
+  }
+  c["tensors"] = std::move(tensors);
+
+  json nodes = json::array();
+  for (const Node& n : call.nodes) {
+    json j;
+    j["id"] = n.id;
+    j["type"] = n.type;
+    j["seq"] = n.seq_is_max ? json("max") : json(n.seq);
+    j["topo"] = n.topo;
+    json inputs = json::array();
+    for (const InputMeta& in : n.inputs)
+      inputs.push_back({{"shape", in.shape}, {"dtype", in.dtype}, {"device", in.device}});
+    j["inputs"] = std::move(inputs);
+    json next = json::array();
+    for (const Edge& e : n.next)
+      next.push_back(e.node < 0 ? json(nullptr) : json{{"node", e.node}, {"input", e.input}});
+    j["next"] = std::move(next);
+    json hooks = json::array();
+    for (const Hook& h : n.hooks)
+      hooks.push_back({{"kind", HookKindName(h.kind)}, {"lang", h.lang}, {"type", h.type}});
+    j["hooks"] = std::move(hooks);
+    j["executed"] = n.executed;
+    j["exec_order"] = n.exec_order;
+    j["grads_in"] = n.grads_in;
+    j["start_us"] = n.start_us;
+    j["duration_us"] = n.duration_us;
+    if (n.leaf) {
+      const LeafInfo& l = *n.leaf;
+      json leaf = {{"tensor", l.tensor},
+                   {"shape", l.shape},
+                   {"dtype", l.dtype},
+                   {"requires_grad", l.requires_grad},
+                   {"grad_defined_before", l.grad_defined_before},
+                   {"grad_before", l.grad_before},
+                   {"grad_after", l.grad_after}};
+      if (!l.name.empty()) leaf["name"] = l.name;
+      j["leaf"] = std::move(leaf);
+    }
+    nodes.push_back(std::move(j));
+  }
+  c["nodes"] = std::move(nodes);
+
+  json ops = json::array();
+  for (const Op& op : call.ops) {
+    json args = json::array();
+    for (size_t i = 0; i < op.args.size(); ++i) {
+      json a = ArgJson(op.args[i]);
+      a["name"] = i < op.arg_names.size() ? op.arg_names[i] : std::string();
+      args.push_back(std::move(a));
+    }
+    json outputs = json::array();
+    for (const Arg& out : op.outputs) outputs.push_back(ArgJson(out));
+    ops.push_back({{"op", op.name},
+                   {"overload", op.overload},
+                   {"node", op.node},
+                   {"phase", PhaseName(op.phase)},
+                   {"thread", op.thread},
+                   {"start_us", op.start_us},
+                   {"duration_us", op.duration_us},
+                   {"args", std::move(args)},
+                   {"outputs", std::move(outputs)}});
+  }
+  c["ops"] = std::move(ops);
+
+  json values = json::array();
+  for (const Value& v : call.values) {
+    json j = {{"tensor", v.tensor}, {"when", WhenName(v.when)}};
+    if (v.when == Value::When::kAfterOp) j["op"] = v.op;
+    j["dtype"] = v.dtype;
+    j["numel"] = v.numel;
+    j["encoding"] = "base64";
+    j["crc32"] = Crc32Hex(v.data);
+    j["data"] = Base64Encode(v.data);
+    values.push_back(std::move(j));
+  }
+  c["values"] = std::move(values);
+
+  const Guards& g = call.guards;
+  json gj;
+  json gnodes = json::array();
+  for (const GuardNode& n : g.nodes)
+    gnodes.push_back({{"node", n.node}, {"type", n.type}, {"hooks", n.hook_kinds}});
+  gj["nodes"] = std::move(gnodes);
+  json gtensors = json::array();
+  for (const GuardTensor& t : g.tensors)
+    gtensors.push_back({{"node", t.node}, {"tensor", t.tensor}, {"role", t.role},
+                        {"defined", t.defined}, {"dtype", t.dtype}, {"device", t.device},
+                        {"requires_grad", t.requires_grad}});
+  gj["tensors"] = std::move(gtensors);
+  json gscalars = json::array();
+  for (const GuardScalar& s : g.scalars)
+    gscalars.push_back({{"node", s.node}, {"op", s.op}, {"arg", s.arg}, {"value", s.value}});
+  gj["scalars"] = std::move(gscalars);
+  json gsizes = json::array();
+  for (const GuardSize& s : g.sizes)
+    gsizes.push_back({{"node", s.node}, {"tensor", s.tensor}, {"op", s.op}, {"role", s.role},
+                      {"what", s.what}, {"dim", s.dim}, {"value", s.value}});
+  gj["sizes"] = std::move(gsizes);
+  c["guards"] = std::move(gj);
+  return c;
+}
+
+// Writes an object with one line per record: arrays of objects (nodes,
+// ops, tensors, ...) get a line per element, nested objects of such arrays
+// (guards) a line per key, everything else stays compact. Small diffs in
+// git, and a person can page through a trace.
+void WriteRecords(const json& obj, std::string* out) {
+  *out += "{";
+  bool first = true;
+  for (const auto& [key, value] : obj.items()) {
+    *out += first ? "" : ",";
+    first = false;
+    *out += json(key).dump() + ":";
+    bool records = value.is_array() && !value.empty() && value.front().is_object();
+    if (records) {
+      *out += "[";
+      for (size_t i = 0; i < value.size(); ++i) *out += (i ? ",\n" : "\n") + value[i].dump();
+      *out += "\n]";
+    } else if (value.is_object()) {
+      *out += "\n";
+      WriteRecords(value, out);
+    } else {
+      *out += value.dump();
+    }
+  }
+  *out += "}";
+}
+
+}  // namespace
+
+bool ParseTrace(const std::string& text, const std::string& source, Trace* trace,
+                std::string* err) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    // nlohmann's text starts with "[json.exception.parse_error.101] parse error at ...".
+    size_t pos = what.find("] ");
+    if (pos != std::string::npos) what = what.substr(pos + 2);
+    if (e.byte >= text.size()) what = "truncated or empty file: " + what;
+    *err = source + ": not valid JSON: " + what;
+    return false;
+  }
+  *trace = Trace();
+  TraceParser parser(source, err);
+  return parser.Parse(root, trace);
+}
+
+bool ReadFile(const std::string& path, std::string* text, std::string* err) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *err = path + ": cannot open: " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    *err = path + ": read failed";
+    return false;
+  }
+  *text = buf.str();
+  return true;
+}
+
+bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err) {
+  std::string text;
+  if (!ReadFile(path, &text, err)) return false;
+  return ParseTrace(text, path, trace, err);
+}
+
+std::string SerializeTrace(const Trace& trace) {
+  const Meta& m = trace.meta;
+  json meta = {{"tool_version", m.tool_version}, {"libtorch_version", m.libtorch_version},
+               {"command", m.command},           {"time", m.time},
+               {"host", m.host},                 {"values", ValuesModeName(m.values)}};
+  meta["seed"] = m.seed ? json(*m.seed) : json(nullptr);
+  std::string out = "{\"format\":" + json(kTraceFormatName).dump() + ",\"version\":" +
+                    std::to_string(trace.version) + ",\n\"meta\":" + meta.dump() + ",\n\"calls\":[";
+  for (size_t i = 0; i < trace.calls.size(); ++i) {
+    out += i ? ",\n" : "\n";
+    WriteRecords(CallJson(trace.calls[i]), &out);
+  }
+  return out + "]}\n";
+}
+
+bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *err = path + ": cannot write: " + std::strerror(errno);
+    return false;
+  }
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = path + ": write failed: " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    p += n;
+    left -= size_t(n);
+  }
+  bool synced = ::fsync(fd) == 0;
+  bool closed = ::close(fd) == 0;
+  if (!synced || !closed) {
+    *err = path + ": write failed: " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    *err = path + ": cannot replace: " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err) {
+  return WriteFileAtomic(path, SerializeTrace(trace), err);
+}
+
+}  // namespace cautograd

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# End-to-end tests: the real cautograd binary on real files.
+# Usage: run.sh CAUTOGRAD SOURCE_DIR
+set -uo pipefail
+bin=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# expect STATUS NAME -- COMMAND...: runs COMMAND, checks its exit status,
+# leaves its stdout in $tmp/out and stderr in $tmp/err.
+expect() {
+  local want=$1 name=$2
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok; else bad "$name: exit $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
+}
+contains() {  # contains FILE TEXT NAME
+  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 400 "$1")"; fi
+}
+one_line() {  # one_line FILE NAME
+  if [ "$(wc -l <"$1")" -eq 1 ]; then ok; else bad "$2: expected one line, got: $(cat "$1")"; fi
+}
+
+# --- the CLI itself -----------------------------------------------------------
+expect 0 version -- "$bin" --version
+contains "$tmp/out" "cautograd 0.1.0 (trace format v1)" version
+expect 0 help -- "$bin" --help
+contains "$tmp/out" "record" help
+contains "$tmp/out" "show, summary" help
+expect 2 no_command -- "$bin"
+expect 2 unknown_command -- "$bin" frobnicate
+one_line "$tmp/err" unknown_command
+expect 0 record_help -- "$bin" record --help
+contains "$tmp/out" "--values" record_help
+
+# --- record ---------------------------------------------------------------------
+expect 0 list -- "$bin" record --list
+for m in mlp cnn lstm transformer embedding custom hooks dynamic doublegrad; do
+  contains "$tmp/out" "$m" "list $m"
+done
+for m in mlp cnn lstm transformer embedding custom hooks dynamic doublegrad; do
+  expect 0 "record $m" -- "$bin" record --model "$m" --values all -o "$tmp/$m.json"
+  expect 0 "show $m" -- "$bin" show "$tmp/$m.json"
+  contains "$tmp/out" "call 0:" "show $m"
+  expect 0 "show --json $m" -- "$bin" summary --json "$tmp/$m.json"
+  if /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["calls"][0]["nodes"] > 0' "$tmp/out"; then ok; else bad "show --json $m: not a JSON summary"; fi
+done
+expect 0 dynamic_steps -- "$bin" show --json "$tmp/dynamic.json"
+if /usr/bin/python3 -c 'import json,sys; assert len(json.load(open(sys.argv[1]))["calls"]) == 3' "$tmp/out"; then ok; else bad "dynamic: expected 3 calls"; fi
+expect 0 calls_selection -- "$bin" record --model mlp --steps 5 --calls 1,3 -o "$tmp/sel.json"
+contains "$tmp/err" "recorded 2 backward calls" calls_selection
+
+expect 2 no_model -- "$bin" record -o "$tmp/x.json"
+contains "$tmp/err" "cautograd record: no model given" no_model
+one_line "$tmp/err" no_model
+expect 2 unknown_model -- "$bin" record --model resnet -o "$tmp/x.json"
+contains "$tmp/err" "cautograd record: unknown model 'resnet'" unknown_model
+expect 2 bad_values -- "$bin" record --model mlp --values some -o "$tmp/x.json"
+expect 2 bad_calls -- "$bin" record --model mlp --calls 5-2 -o "$tmp/x.json"
+contains "$tmp/err" "bad call selection '5-2'" bad_calls
+expect 2 bad_batch -- "$bin" record --model mlp --batch 0 -o "$tmp/x.json"
+expect 2 no_output -- "$bin" record --model mlp
+contains "$tmp/err" "no output file" no_output
+
+# A failed write keeps nothing half-written and leaves no temporary behind.
+expect 3 unwritable -- "$bin" record --model mlp -o "$tmp/missing-dir/t.json"
+contains "$tmp/err" "cautograd record: $tmp/missing-dir/t.json: cannot write" unwritable
+one_line "$tmp/err" unwritable
+echo "precious" >"$tmp/keep.json"
+expect 2 bad_input_keeps_file -- "$bin" record --model resnet -o "$tmp/keep.json"
+if [ "$(cat "$tmp/keep.json")" = "precious" ]; then ok; else bad "a failed record changed the output file"; fi
+if ls "$tmp" | grep -q '\.tmp\.'; then bad "temporary files left in $tmp"; else ok; fi
+
+# --- show on hand-written traces -----------------------------------------------
+expect 0 minimal -- "$bin" show "$src/tests/data/minimal.json"
+contains "$tmp/out" "SumBackward0 x1" minimal
+expect 2 missing_file -- "$bin" show "$tmp/nope.json"
+contains "$tmp/err" "cautograd show: $tmp/nope.json: cannot open" missing_file
+for f in "$src"/tests/malformed/*.json; do
+  name=$(basename "$f" .json)
+  expect 2 "malformed $name" -- "$bin" show "$f"
+  one_line "$tmp/err" "malformed $name"
+  contains "$tmp/err" "cautograd show: $f: $(cat "$src/tests/malformed/$name.expected")" "malformed $name"
+done
+
+# --- golden traces ------------------------------------------------------------------
+for f in "$src"/traces/*.json; do
+  [ -e "$f" ] || continue
+  expect 0 "golden $(basename "$f")" -- "$bin" show "$f"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

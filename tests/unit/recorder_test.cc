@@ -1,0 +1,236 @@
+#include "lib/recorder/recorder.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "lib/models/models.h"
+#include "lib/trace/guards.h"
+#include "lib/trace/trace_io.h"
+
+namespace cautograd {
+namespace {
+
+const Node* FindNode(const Call& call, const std::string& type) {
+  for (const Node& n : call.nodes)
+    if (n.type == type) return &n;
+  return nullptr;
+}
+
+// The recorder's central promise: the recorded program computes exactly
+// what it computes without the recorder.
+TEST(Recorder, GradientsAreBitIdenticalForEveryModel) {
+  for (const ModelInfo& model : BuiltinModels()) {
+    for (ValuesMode values : {ValuesMode::kNone, ValuesMode::kAll}) {
+      ModelOptions options;
+      options.seed = 3;
+      ModelRun plain, recorded;
+      std::string err;
+      ASSERT_TRUE(RunModel(model.name, options, nullptr, &plain, &err)) << err;
+      RecorderOptions ropts;
+      ropts.values = values;
+      Recorder recorder(ropts);
+      ASSERT_TRUE(recorder.active());
+      ASSERT_TRUE(RunModel(model.name, options,
+                           [&](const NamedTensors& named) { recorder.NameParameters(named); },
+                           &recorded, &err))
+          << err;
+      Trace trace = recorder.Finish();
+      EXPECT_EQ(recorder.error(), "") << model.name;
+      EXPECT_FALSE(trace.calls.empty()) << model.name;
+      ASSERT_EQ(plain.grads.size(), recorded.grads.size()) << model.name;
+      for (size_t i = 0; i < plain.grads.size(); ++i) {
+        EXPECT_TRUE(plain.grads[i].second.equal(recorded.grads[i].second))
+            << model.name << " " << plain.grads[i].first << " values=" << ValuesModeName(values);
+      }
+      EXPECT_EQ(plain.losses, recorded.losses) << model.name;
+      // Every trace the recorder writes is one its reader accepts.
+      Trace back;
+      EXPECT_TRUE(ParseTrace(SerializeTrace(trace), model.name, &back, &err)) << err;
+    }
+  }
+}
+
+TEST(Recorder, CapturesGraphOpsLeavesAndRoles) {
+  torch::manual_seed(0);
+  torch::Tensor w = torch::randn({2, 3}, torch::requires_grad());
+  torch::Tensor x = torch::randn({2, 3});
+  Recorder recorder;
+  recorder.NameParameters({{"w", w}});
+  torch::Tensor loss = (w * x).sum();
+  loss.backward();
+  Trace trace = recorder.Finish();
+  ASSERT_EQ(trace.calls.size(), 1u);
+  const Call& call = trace.calls[0];
+  EXPECT_EQ(call.api, "backward");
+  EXPECT_FALSE(call.create_graph);
+
+  const Node* sum = FindNode(call, "SumBackward0");
+  const Node* mul = FindNode(call, "MulBackward0");
+  const Node* acc = FindNode(call, "torch::autograd::AccumulateGrad");
+  ASSERT_TRUE(sum && mul && acc);
+  EXPECT_EQ(call.roots, std::vector<int64_t>{sum->id});
+  ASSERT_EQ(sum->next.size(), 1u);
+  EXPECT_EQ(sum->next[0].node, mul->id);
+  ASSERT_EQ(mul->next.size(), 2u);
+  EXPECT_EQ(mul->next[0].node, acc->id);
+  EXPECT_EQ(mul->next[1].node, -1);  // x does not require grad
+  EXPECT_EQ(mul->inputs[0].shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(sum->exec_order, 0);
+  EXPECT_EQ(acc->exec_order, 2);
+
+  ASSERT_TRUE(acc->leaf.has_value());
+  EXPECT_EQ(acc->leaf->name, "w");
+  EXPECT_FALSE(acc->leaf->grad_defined_before);
+  ASSERT_GE(acc->leaf->grad_after, 0);
+  EXPECT_TRUE(call.tensors[size_t(acc->leaf->grad_after)].roles & kRoleFinalGrad);
+  EXPECT_EQ(call.tensors[size_t(acc->leaf->tensor)].name, "w");
+
+  // MulBackward0 computes grad * x: its op reads the root grad's expansion
+  // and the saved x.
+  bool saw_mul = false;
+  for (const Op& op : call.ops) {
+    if (op.name != "aten::mul" || op.node != mul->id) continue;
+    saw_mul = true;
+    EXPECT_EQ(op.phase, Op::Phase::kNode);
+    ASSERT_EQ(op.args.size(), 2u);
+    const TensorInfo& saved = call.tensors[size_t(op.args[1].tensor)];
+    EXPECT_TRUE(saved.roles & kRoleSaved);
+    EXPECT_EQ(saved.shape, (std::vector<int64_t>{2, 3}));
+  }
+  EXPECT_TRUE(saw_mul);
+  EXPECT_TRUE(call.tensors[size_t(sum->grads_in[0])].roles & kRoleRootGrad);
+  // Only outermost ops: expand's nested as_strided is not there.
+  for (const Op& op : call.ops) EXPECT_NE(op.name, "aten::as_strided");
+}
+
+TEST(Recorder, AccumulatingIntoAnExistingGradIsVisible) {
+  torch::Tensor w = torch::ones({3}, torch::requires_grad());
+  Recorder recorder;
+  (w * 2).sum().backward();
+  (w * 3).sum().backward();
+  Trace trace = recorder.Finish();
+  ASSERT_EQ(trace.calls.size(), 2u);
+  const Node* first = FindNode(trace.calls[0], "torch::autograd::AccumulateGrad");
+  const Node* second = FindNode(trace.calls[1], "torch::autograd::AccumulateGrad");
+  ASSERT_TRUE(first && second);
+  EXPECT_FALSE(first->leaf->grad_defined_before);
+  EXPECT_TRUE(second->leaf->grad_defined_before);
+  EXPECT_GE(second->leaf->grad_before, 0);
+  // In-place accumulation: the grad after is the grad before, written.
+  EXPECT_EQ(second->leaf->grad_after, second->leaf->grad_before);
+  EXPECT_TRUE(w.grad().equal(torch::full({3}, 5.0)));
+  // Guards see the difference: .grad undefined, then defined.
+  Guards g0 = ComputeGuards(trace.calls[0]), g1 = ComputeGuards(trace.calls[1]);
+  auto old_grad_defined = [](const Guards& g) {
+    for (const GuardTensor& t : g.tensors)
+      if (t.role == "old_grad") return t.defined;
+    return false;
+  };
+  EXPECT_FALSE(old_grad_defined(g0));
+  EXPECT_TRUE(old_grad_defined(g1));
+}
+
+TEST(Recorder, SeveralRootsAndGradApi) {
+  torch::Tensor a = torch::randn({4}, torch::requires_grad());
+  torch::Tensor b = torch::randn({4}, torch::requires_grad());
+  Recorder recorder;
+  torch::Tensor y1 = (a * b).sum(), y2 = (a + b).sum();
+  torch::autograd::backward({y1, y2});
+  auto grads = torch::autograd::grad({(a * a).sum()}, {a});
+  Trace trace = recorder.Finish();
+  ASSERT_EQ(trace.calls.size(), 2u);
+  EXPECT_EQ(trace.calls[0].roots.size(), 2u);
+  EXPECT_EQ(trace.calls[1].api, "grad");
+  // grad() does not accumulate into leaves: no AccumulateGrad runs.
+  for (const Node& n : trace.calls[1].nodes)
+    if (n.leaf) {
+      EXPECT_FALSE(n.executed);
+    }
+  EXPECT_TRUE(grads[0].allclose(2 * a));
+}
+
+TEST(Recorder, ValuesModesKeepWhatTheySay) {
+  auto record = [](ValuesMode mode) {
+    torch::manual_seed(1);
+    torch::Tensor emb = torch::randn({10, 3}, torch::requires_grad());
+    torch::Tensor idx = torch::tensor({1, 4, 4, 7}, torch::kLong);
+    RecorderOptions options;
+    options.values = mode;
+    Recorder recorder(options);
+    torch::embedding(emb, idx).pow(2).sum().backward();
+    return recorder.Finish();
+  };
+  Trace none = record(ValuesMode::kNone);
+  EXPECT_TRUE(none.calls[0].values.empty());
+  Trace ints = record(ValuesMode::kInts);
+  ASSERT_FALSE(ints.calls[0].values.empty());
+  bool saw_indices = false;
+  for (const Value& v : ints.calls[0].values) {
+    EXPECT_TRUE(IsIntegralDtype(v.dtype)) << v.dtype;
+    if (v.dtype == "int64" && v.numel == 4) {
+      const int64_t* data = reinterpret_cast<const int64_t*>(v.data.data());
+      EXPECT_EQ(std::vector<int64_t>(data, data + 4), (std::vector<int64_t>{1, 4, 4, 7}));
+      saw_indices = true;
+    }
+  }
+  EXPECT_TRUE(saw_indices);
+  Trace all = record(ValuesMode::kAll);
+  bool saw_final = false;
+  for (const Value& v : all.calls[0].values) saw_final |= v.when == Value::When::kEnd;
+  EXPECT_TRUE(saw_final);
+  EXPECT_GT(all.calls[0].values.size(), ints.calls[0].values.size());
+}
+
+TEST(Recorder, CallFilterAndSecondRecorder) {
+  RecorderOptions options;
+  std::string err;
+  ASSERT_TRUE(CallFilter::Parse("1,3", &options.calls, &err));
+  Recorder recorder(options);
+  Recorder second;
+  EXPECT_FALSE(second.active());
+  EXPECT_NE(second.error().find("already active"), std::string::npos);
+  // Call i works on a leaf of i + 1 elements, so each call tells its index.
+  for (int i = 0; i < 5; ++i) (torch::ones({i + 1}, torch::requires_grad()) * 2).sum().backward();
+  EXPECT_EQ(recorder.calls_seen(), 5);
+  Trace trace = recorder.Finish();
+  ASSERT_EQ(trace.calls.size(), 2u);
+  auto leaf_size = [](const Call& call) {
+    for (const Node& n : call.nodes)
+      if (n.leaf) return n.leaf->shape.at(0);
+    return int64_t(-1);
+  };
+  EXPECT_EQ(leaf_size(trace.calls[0]), 2);
+  EXPECT_EQ(leaf_size(trace.calls[1]), 4);
+  EXPECT_EQ(trace.calls[1].index, 1);  // renumbered within the trace
+}
+
+TEST(Recorder, HookKindsAreClassified) {
+  torch::Tensor w = torch::randn({3}, torch::requires_grad());
+  torch::Tensor h = w * 2;
+  h.retain_grad();
+  torch::Tensor g = h.exp();
+  g.register_hook([](torch::Tensor grad) { return grad * 2; });
+  w.register_hook([](torch::Tensor grad) { return grad; });
+  Recorder recorder;
+  g.sum().backward();
+  Trace trace = recorder.Finish();
+  std::map<std::string, int> kinds;
+  for (const Node& n : trace.calls[0].nodes)
+    for (const Hook& hook : n.hooks) kinds[HookKindName(hook.kind)] += 1;
+  EXPECT_EQ(kinds["retain_grad"], 1);
+  EXPECT_EQ(kinds["tensor_pre_hook"], 2);
+  EXPECT_TRUE(h.grad().defined());
+}
+
+TEST(Recorder, NothingIsRecordedAfterFinish) {
+  torch::Tensor w = torch::ones({2}, torch::requires_grad());
+  Recorder recorder;
+  (w * 2).sum().backward();
+  Trace trace = recorder.Finish();
+  (w * 2).sum().backward();
+  EXPECT_EQ(trace.calls.size(), 1u);
+  EXPECT_TRUE(recorder.Finish().calls.empty());
+}
+
+}  // namespace
+}  // namespace cautograd

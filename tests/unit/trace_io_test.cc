@@ -1,0 +1,144 @@
+#include "lib/trace/trace_io.h"
+
+#include <cstdio>
+#include <functional>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "tests/unit/small_trace.h"
+
+namespace cautograd {
+namespace {
+
+using nlohmann::json;
+
+TEST(TraceIo, RoundTripIsExact) {
+  Trace trace = SmallTrace();
+  std::string text = SerializeTrace(trace);
+  Trace back;
+  std::string err;
+  ASSERT_TRUE(ParseTrace(text, "t.json", &back, &err)) << err;
+  EXPECT_EQ(SerializeTrace(back), text);
+  ASSERT_EQ(back.calls.size(), 1u);
+  EXPECT_EQ(back.calls[0].values[0].data, std::string("\x00\x00\x80\x3f", 4));
+  EXPECT_TRUE(back.calls[0].nodes[2].seq_is_max);
+  EXPECT_EQ(back.calls[0].nodes[2].seq, UINT64_MAX);
+  EXPECT_EQ(back.meta.seed, std::optional<uint64_t>(7));
+  EXPECT_TRUE(back.calls[0].ops[0].args[1].is_size);
+}
+
+TEST(TraceIo, NonFiniteFloatsSurvive) {
+  Trace trace = SmallTrace();
+  trace.calls[0].ops[1].args.push_back(Arg::Float(-INFINITY));
+  trace.calls[0].ops[1].arg_names.push_back("alpha");
+  Trace back;
+  std::string err;
+  ASSERT_TRUE(ParseTrace(SerializeTrace(trace), "t.json", &back, &err)) << err;
+  EXPECT_EQ(back.calls[0].ops[1].args[2].f, -INFINITY);
+}
+
+// Each case breaks the small trace in one way; the reader must refuse it
+// with one line naming the file, the JSON path and the problem.
+struct Broken {
+  const char* name;
+  std::function<void(json&)> mutate;
+  const char* expected;  // substring of the one-line error
+};
+
+TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
+  const std::vector<Broken> cases = {
+      {"newer version", [](json& j) { j["version"] = 99; },
+       "t.json: version: trace version 99 but this cautograd reads version 1; upgrade cautograd"},
+      {"older version", [](json& j) { j["version"] = 0; }, "re-record it with this cautograd"},
+      {"not a trace", [](json& j) { j["format"] = "chrome-trace"; }, "format: not a cautograd trace"},
+      {"wrong type", [](json& j) { j["calls"][0]["ops"][1]["args"][0]["tensor"] = "x"; },
+       "calls[0].ops[1].args[0].tensor: expected an integer, found a string"},
+      {"dangling tensor", [](json& j) { j["calls"][0]["ops"][1]["args"][1]["tensor"] = 99; },
+       "calls[0].ops[1].args[1].tensor: tensor 99 is not in this call's tensors"},
+      {"dangling edge", [](json& j) { j["calls"][0]["nodes"][0]["next"][0]["node"] = 7; },
+       "calls[0].nodes[0].next[0].node: node 7 is not in this call's nodes"},
+      {"edge to missing input", [](json& j) { j["calls"][0]["nodes"][0]["next"][0]["input"] = 3; },
+       "calls[0].nodes[0].next[0].input: input 3 of node 1, which has 1 inputs"},
+      {"cycle", [](json& j) { j["calls"][0]["nodes"][2]["next"] = json::array({{{"node", 0}, {"input", 0}}}); },
+       "closes a cycle"},
+      {"absurd size", [](json& j) { j["calls"][0]["tensors"][2]["shape"][0] = int64_t(1) << 45; },
+       "calls[0].tensors[2].shape[0]: absurd size"},
+      {"negative size", [](json& j) { j["calls"][0]["tensors"][2]["shape"][0] = -1; },
+       "calls[0].tensors[2].shape[0]: absurd size -1"},
+      {"past storage", [](json& j) { j["calls"][0]["tensors"][2]["offset"] = 100; },
+       "calls[0].tensors[2]: tensor reaches past the end of storage 2"},
+      {"missing field", [](json& j) { j["calls"][0]["tensors"][1].erase("dtype"); },
+       "calls[0].tensors[1]: missing field 'dtype'"},
+      {"unknown dtype", [](json& j) { j["calls"][0]["tensors"][1]["dtype"] = "float8"; },
+       "unknown dtype 'float8'"},
+      {"bad checksum", [](json& j) { j["calls"][0]["values"][0]["crc32"] = "00000000"; },
+       "calls[0].values[0].crc32: checksum 00000000 does not match the data"},
+      {"bad base64", [](json& j) { j["calls"][0]["values"][0]["data"] = "%%%%"; },
+       "calls[0].values[0].data: invalid base64"},
+      {"value size", [](json& j) { j["calls"][0]["values"][0]["numel"] = 2; },
+       "calls[0].values[0].numel: 2 elements but tensor 0 has 1"},
+      {"ids out of order", [](json& j) { j["calls"][0]["tensors"][1]["id"] = 5; },
+       "calls[0].tensors[1].id: tensor id 5 at position 1"},
+      {"op without namespace", [](json& j) { j["calls"][0]["ops"][0]["op"] = "mm"; },
+       "calls[0].ops[0].op: operator 'mm' has no namespace"},
+      {"empty argument", [](json& j) { j["calls"][0]["ops"][0]["args"][0] = {{"name", "self"}}; },
+       "calls[0].ops[0].args[0]: argument has no value"},
+      {"exec order", [](json& j) { j["calls"][0]["nodes"][1]["exec_order"] = -1; },
+       "exec_order must be >= 0 exactly when the node executed"},
+      {"guard op", [](json& j) { j["calls"][0]["guards"]["scalars"][0]["op"] = 40; },
+       "calls[0].guards.scalars[0].op: op 40 is not in this call's ops"},
+      {"call index", [](json& j) { j["calls"][0]["index"] = 3; }, "calls[0].index: call index 3 at position 0"},
+      {"top level", [](json& j) { j = json::array(); }, "t.json: (top level): expected an object, found an array"},
+  };
+  const json valid = json::parse(SerializeTrace(SmallTrace()));
+  for (const Broken& c : cases) {
+    json j = valid;
+    c.mutate(j);
+    Trace trace;
+    std::string err;
+    EXPECT_FALSE(ParseTrace(j.dump(), "t.json", &trace, &err)) << c.name;
+    EXPECT_NE(err.find(c.expected), std::string::npos) << c.name << ": got '" << err << "'";
+    EXPECT_EQ(err.find('\n'), std::string::npos) << c.name << ": not one line";
+    EXPECT_EQ(err.rfind("t.json: ", 0), 0u) << c.name << ": does not name the file";
+  }
+}
+
+TEST(TraceIo, TruncatedFileSaysSo) {
+  std::string text = SerializeTrace(SmallTrace());
+  Trace trace;
+  std::string err;
+  EXPECT_FALSE(ParseTrace(text.substr(0, text.size() / 2), "t.json", &trace, &err));
+  EXPECT_NE(err.find("t.json: not valid JSON: truncated"), std::string::npos) << err;
+  EXPECT_FALSE(ParseTrace("", "t.json", &trace, &err));
+  EXPECT_NE(err.find("truncated or empty"), std::string::npos) << err;
+}
+
+TEST(TraceIo, AtomicWriteReplacesAndLeavesNoTemporary) {
+  char dir[] = "/tmp/cautograd_io_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/t.json";
+  std::string err;
+  ASSERT_TRUE(WriteFileAtomic(path, "old", &err)) << err;
+  ASSERT_TRUE(WriteTraceFile(path, SmallTrace(), &err)) << err;
+  Trace back;
+  ASSERT_TRUE(ReadTraceFile(path, &back, &err)) << err;
+  EXPECT_EQ(back.calls.size(), 1u);
+  // Writing into a directory that does not exist fails cleanly.
+  EXPECT_FALSE(WriteTraceFile(std::string(dir) + "/missing/t.json", SmallTrace(), &err));
+  EXPECT_NE(err.find("cannot write"), std::string::npos) << err;
+  std::remove(path.c_str());
+  EXPECT_EQ(rmdir(dir), 0) << "a temporary file was left behind";
+}
+
+TEST(TraceIo, MissingFileIsOneLine) {
+  Trace trace;
+  std::string err;
+  EXPECT_FALSE(ReadTraceFile("/nonexistent/t.json", &trace, &err));
+  EXPECT_EQ(err, "/nonexistent/t.json: cannot open: No such file or directory");
+}
+
+}  // namespace
+}  // namespace cautograd

@@ -1,0 +1,162 @@
+// cautograd show (alias summary): what a trace holds, at a glance.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "lib/trace/summary.h"
+#include "lib/trace/trace_io.h"
+#include "tools/command.h"
+
+namespace cautograd {
+
+namespace {
+
+std::string Bytes(int64_t n) {
+  char buf[32];
+  if (n < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(n));
+  else if (n < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%.1f MiB", n / (1024.0 * 1024.0));
+  return buf;
+}
+
+std::string Micros(double us) {
+  char buf[32];
+  if (us < 1000) std::snprintf(buf, sizeof buf, "%.0f us", us);
+  else std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
+  return buf;
+}
+
+// "mm x3, add x2, ..." with at most `limit` entries.
+std::string Counts(const std::vector<CountedName>& items, size_t limit) {
+  std::string out;
+  for (size_t i = 0; i < items.size() && i < limit; ++i) {
+    if (i) out += ", ";
+    out += items[i].name + " x" + std::to_string(items[i].count);
+  }
+  if (items.size() > limit) out += ", ... (" + std::to_string(items.size() - limit) + " more)";
+  return out;
+}
+
+void RenderText(const std::string& path, const TraceSummary& s, std::ostream& out) {
+  const Meta& m = s.meta;
+  out << path << ": cautograd trace v" << s.version << ", " << s.calls.size() << " backward call"
+      << (s.calls.size() == 1 ? "" : "s") << "\n";
+  out << "  recorded " << m.time << " on " << (m.host.empty() ? "?" : m.host) << " by cautograd "
+      << m.tool_version << ", libtorch " << m.libtorch_version << ", values=" << ValuesModeName(m.values);
+  if (m.seed) out << ", seed=" << *m.seed;
+  out << "\n";
+  if (!m.command.empty()) {
+    out << "  command:";
+    for (const std::string& arg : m.command) out << " " << arg;
+    out << "\n";
+  }
+  for (const CallSummary& c : s.calls) {
+    out << "\ncall " << c.index << ": " << c.api << (c.create_graph ? " (create_graph)" : "") << ", "
+        << Micros(c.duration_us) << "\n";
+    out << "  nodes    " << c.nodes << " (" << c.nodes_executed << " executed), " << c.edges
+        << " edges, " << c.leaves << " leaves (" << c.leaves_with_grad_before
+        << " with .grad before)\n";
+    out << "  types    " << Counts(c.node_types, 6) << "\n";
+    out << "  ops      " << c.ops << ": " << Counts(c.op_names, 6) << "\n";
+    out << "  tensors  " << c.tensors << " in " << c.storages << " storages, " << Bytes(c.tensor_bytes)
+        << "; values kept for " << c.values << " (" << Bytes(c.value_bytes) << ")\n";
+    out << "  hooks    ";
+    if (c.hooks.empty()) out << "none";
+    bool first = true;
+    for (const auto& [kind, count] : c.hooks) {
+      out << (first ? "" : ", ") << kind << " x" << count;
+      first = false;
+    }
+    out << "\n";
+    out << "  guards   " << c.guard_nodes << " nodes, " << c.guard_tensors << " tensors, "
+        << c.guard_scalars << " scalars, " << c.guard_sizes << " sizes\n";
+    if (!c.slowest_nodes.empty()) {
+      out << "  slowest  ";
+      for (size_t i = 0; i < c.slowest_nodes.size(); ++i)
+        out << (i ? ", " : "") << c.slowest_nodes[i].name << " " << Micros(c.slowest_nodes[i].time_us);
+      out << "  (timed under the recorder)\n";
+    }
+  }
+}
+
+nlohmann::json CountsJson(const std::vector<CountedName>& items) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const CountedName& c : items)
+    arr.push_back({{"name", c.name}, {"count", c.count}, {"time_us", c.time_us}});
+  return arr;
+}
+
+void RenderJson(const std::string& path, const TraceSummary& s, std::ostream& out) {
+  nlohmann::json j;
+  j["file"] = path;
+  j["version"] = s.version;
+  j["meta"] = {{"tool_version", s.meta.tool_version}, {"libtorch_version", s.meta.libtorch_version},
+               {"time", s.meta.time}, {"host", s.meta.host}, {"command", s.meta.command},
+               {"values", ValuesModeName(s.meta.values)}};
+  j["meta"]["seed"] = s.meta.seed ? nlohmann::json(*s.meta.seed) : nlohmann::json(nullptr);
+  nlohmann::json calls = nlohmann::json::array();
+  for (const CallSummary& c : s.calls) {
+    calls.push_back({{"index", c.index},
+                     {"api", c.api},
+                     {"create_graph", c.create_graph},
+                     {"duration_us", c.duration_us},
+                     {"nodes", c.nodes},
+                     {"nodes_executed", c.nodes_executed},
+                     {"edges", c.edges},
+                     {"leaves", c.leaves},
+                     {"leaves_with_grad_before", c.leaves_with_grad_before},
+                     {"ops", c.ops},
+                     {"tensors", c.tensors},
+                     {"storages", c.storages},
+                     {"tensor_bytes", c.tensor_bytes},
+                     {"values", c.values},
+                     {"value_bytes", c.value_bytes},
+                     {"hooks", c.hooks},
+                     {"guards",
+                      {{"nodes", c.guard_nodes},
+                       {"tensors", c.guard_tensors},
+                       {"scalars", c.guard_scalars},
+                       {"sizes", c.guard_sizes}}},
+                     {"node_types", CountsJson(c.node_types)},
+                     {"op_names", CountsJson(c.op_names)},
+                     {"slowest_nodes", CountsJson(c.slowest_nodes)}});
+  }
+  j["calls"] = std::move(calls);
+  out << j.dump(2) << "\n";
+}
+
+class ShowCommand : public Command {
+ public:
+  const char* name() const override { return "show"; }
+  const char* description() const override {
+    return "Summarise a trace: calls, node types, ops, tensors and bytes, hooks, guards, timing.";
+  }
+  std::vector<std::string> aliases() const override { return {"summary"}; }
+
+  void AddFlags(CLI::App* app) override {
+    app->add_option("FILE", path_, "Trace file")->required();
+    app->add_flag("--json", json_, "Print the summary as JSON");
+  }
+
+  int Run() override {
+    Trace trace;
+    std::string err;
+    if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    TraceSummary summary = Summarize(trace);
+    if (json_) RenderJson(path_, summary, std::cout);
+    else RenderText(path_, summary, std::cout);
+    return kExitOk;
+  }
+
+ private:
+  std::string path_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeShowCommand() { return std::make_unique<ShowCommand>(); }
+
+}  // namespace cautograd

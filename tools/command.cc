@@ -1,0 +1,71 @@
+#include "tools/command.h"
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "lib/trace/trace.h"
+
+namespace cautograd {
+
+namespace {
+
+std::vector<std::string> g_command_line;
+
+std::vector<std::unique_ptr<Command>> MakeCommands() {
+  std::vector<std::unique_ptr<Command>> commands;
+  commands.push_back(MakeRecordCommand());
+  commands.push_back(MakeShowCommand());
+  return commands;
+}
+
+}  // namespace
+
+const std::vector<std::string>& CommandLine() { return g_command_line; }
+
+int Fail(const std::string& command, const std::string& message, int code) {
+  std::cerr << "cautograd" << (command.empty() ? "" : " " + command) << ": " << message << "\n";
+  return code;
+}
+
+int RunCli(int argc, char** argv) {
+  g_command_line.assign(argv, argv + argc);
+  CLI::App app{"cautograd: record PyTorch backward passes and work on the trace offline."};
+  app.name("cautograd");
+  app.set_version_flag("--version", std::string("cautograd ") + kToolVersion + " (trace format v" +
+                                        std::to_string(kTraceVersion) + ")");
+  app.require_subcommand(1);
+  app.footer("Exit status: 0 success, 2 bad usage or input, 3 failure.\n"
+             "Run 'cautograd COMMAND --help' for a command's flags.");
+
+  std::vector<std::unique_ptr<Command>> commands = MakeCommands();
+  std::vector<CLI::App*> subs;
+  for (const auto& command : commands) {
+    CLI::App* sub = app.add_subcommand(command->name(), command->description());
+    for (const std::string& alias : command->aliases()) sub->alias(alias);
+    command->AddFlags(sub);
+    subs.push_back(sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string where = "";
+    for (size_t i = 0; i < subs.size(); ++i)
+      if (subs[i]->parsed()) where = commands[i]->name();
+    std::string message = e.what();
+    return Fail(where.empty() ? "" : where, message + ". Run 'cautograd " + where +
+                                                (where.empty() ? "" : " ") + "--help' for usage.",
+                kExitBadInput);
+  }
+  for (size_t i = 0; i < subs.size(); ++i)
+    if (subs[i]->parsed()) return commands[i]->Run();
+  return Fail("", "no command given. Run 'cautograd --help' for the list.", kExitBadInput);
+}
+
+}  // namespace cautograd
