@@ -24,7 +24,9 @@
 #include <torch/csrc/autograd/graph_task.h>
 
 #include "lib/bridge/names.h"
+#include "lib/bridge/tensor_bytes.h"
 #include "lib/trace/guards.h"
+#include "lib/trace/op_semantics.h"
 
 namespace cautograd {
 
@@ -60,46 +62,6 @@ std::string DtypeOf(const at::Tensor& t) {
   const char* name = DtypeName(t.scalar_type());
   if (!*name) throw RecorderFailure(std::string("unsupported dtype ") + c10::toString(t.scalar_type()));
   return name;
-}
-
-// Copies a tensor's elements, row-major, into raw bytes. CPU strided
-// tensors are read in place without dispatching anything; others are
-// first brought to a plain CPU tensor with record functions disabled.
-std::string TensorBytes(const at::Tensor& t) {
-  at::Tensor src = t;
-  bool plain = t.device().is_cpu() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj() &&
-               !t._is_zerotensor();
-  if (!plain) {
-    at::DisableRecordFunctionGuard no_record;
-    at::NoGradGuard no_grad;
-    if (t._is_zerotensor())
-      src = at::zeros(t.sizes(), t.options().device(at::kCPU));
-    else
-      src = t.resolve_conj().resolve_neg().to(at::kCPU).contiguous();
-  }
-  const int64_t elem = int64_t(src.element_size());
-  const int64_t numel = src.numel();
-  std::string bytes(size_t(numel * elem), '\0');
-  if (numel == 0) return bytes;
-  const char* base = static_cast<const char*>(src.data_ptr());
-  if (src.is_contiguous()) {
-    std::memcpy(&bytes[0], base, bytes.size());
-    return bytes;
-  }
-  const int64_t dim = src.dim();
-  std::vector<int64_t> index(size_t(dim), 0);
-  auto sizes = src.sizes();
-  auto strides = src.strides();
-  for (int64_t i = 0; i < numel; ++i) {
-    int64_t offset = 0;
-    for (int64_t d = 0; d < dim; ++d) offset += index[size_t(d)] * strides[size_t(d)];
-    std::memcpy(&bytes[size_t(i * elem)], base + offset * elem, size_t(elem));
-    for (int64_t d = dim - 1; d >= 0; --d) {
-      if (++index[size_t(d)] < sizes[size_t(d)]) break;
-      index[size_t(d)] = 0;
-    }
-  }
-  return bytes;
 }
 
 std::string NowIso8601() {
@@ -859,7 +821,7 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
       const c10::Type* type = nullptr;
       if (schema && i < schema->returns().size()) type = schema->returns()[i].real_type().get();
       Arg out = call->ArgOf(outputs[i], type, kRoleOpOutput, false);
-      if (call->values == ValuesMode::kAll) {
+      if (call->values == ValuesMode::kAll && !OutputsUninitialized(op.name)) {
         auto snap = [&](int64_t id, const at::Tensor& t) {
           if (id >= 0) call->Snapshot(t, id, Value::When::kAfterOp, ctx->op);
         };

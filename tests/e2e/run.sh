@@ -93,7 +93,54 @@ done
 # --- golden traces ------------------------------------------------------------------
 for f in "$src"/traces/*.json; do
   [ -e "$f" ] || continue
-  expect 0 "golden $(basename "$f")" -- "$bin" show "$f"
+  g=$(basename "$f")
+  expect 0 "golden $g" -- "$bin" show "$f"
+  if grep -q '"values":"all"' "$f"; then
+    expect 0 "replay --check $g" -- "$bin" replay --check "$f"
+    contains "$tmp/out" "MATCH: " "replay --check $g"
+  else
+    expect 0 "replay $g" -- "$bin" replay "$f"
+    contains "$tmp/out" "not checked" "replay $g"
+    expect 2 "replay --check $g without values" -- "$bin" replay --check "$f"
+    contains "$tmp/err" "record with --values all" "replay --check $g without values"
+  fi
+done
+
+# --- replay ---------------------------------------------------------------------------
+# Round trip on freshly recorded models, including several calls.
+for m in mlp lstm dynamic doublegrad; do
+  expect 0 "record $m for replay" -- "$bin" record --model "$m" --steps 2 --values all -o "$tmp/r-$m.json"
+  expect 0 "replay --check $m" -- "$bin" replay --check "$tmp/r-$m.json"
+  contains "$tmp/out" "MATCH: " "replay --check $m"
+done
+expect 0 replay_json -- "$bin" replay --check --json "$src/traces/embedding.json"
+if /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["result"]=="match" and d["compared"]>0' "$tmp/out"; then ok; else bad "replay --json: not a matching JSON report"; fi
+expect 2 replay_bad_call -- "$bin" replay --call 9 "$src/traces/embedding.json"
+contains "$tmp/err" "no call 9: the trace has 1" replay_bad_call
+
+# A recorded gradient altered by hand: replay --check exits 1 and names the op.
+/usr/bin/python3 - "$src/traces/mlp.json" "$tmp/altered.json" <<'PY'
+import base64, json, struct, sys, zlib
+trace = json.load(open(sys.argv[1]))
+call = trace["calls"][0]
+value = [v for v in call["values"] if v["when"] == "after_op" and v["dtype"] == "float32"][3]
+data = bytearray(base64.b64decode(value["data"]))
+struct.pack_into("<f", data, 0, struct.unpack_from("<f", data, 0)[0] + 0.5)
+value["data"] = base64.b64encode(bytes(data)).decode()
+value["crc32"] = "%08x" % zlib.crc32(bytes(data))
+json.dump(trace, open(sys.argv[2], "w"))
+PY
+read -r altered_op altered_name < <(/usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); v=[v for v in t["calls"][0]["values"] if v["when"]=="after_op" and v["dtype"]=="float32"][3]; print(v["op"], t["calls"][0]["ops"][v["op"]]["op"])' "$tmp/altered.json")
+expect 1 replay_altered -- "$bin" replay --check "$tmp/altered.json"
+contains "$tmp/out" "DIVERGED at call 0, op $altered_op ($altered_name" replay_altered
+contains "$tmp/out" "max abs error 0.5" replay_altered
+
+# Programs replay must refuse, each with its one line.
+for f in "$src"/tests/replay_refused/*.json; do
+  name=$(basename "$f" .json)
+  expect 2 "refused $name" -- "$bin" replay --max-memory 64 "$f"
+  one_line "$tmp/err" "refused $name"
+  contains "$tmp/err" "cautograd replay: $f: $(cat "$src/tests/replay_refused/$name.expected")" "refused $name"
 done
 
 echo "$passed passed, $failed failed"

@@ -1,0 +1,56 @@
+#include "lib/bridge/tensor_bytes.h"
+
+#include <cstring>
+
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/record_function.h>
+
+namespace cautograd {
+
+std::string TensorBytes(const at::Tensor& t) {
+  at::Tensor src = t;
+  bool plain = t.device().is_cpu() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj() &&
+               !t._is_zerotensor();
+  if (!plain) {
+    at::DisableRecordFunctionGuard no_record;
+    at::NoGradGuard no_grad;
+    if (t._is_zerotensor())
+      src = at::zeros(t.sizes(), t.options().device(at::kCPU));
+    else
+      src = t.resolve_conj().resolve_neg().to(at::kCPU).contiguous();
+  }
+  const int64_t elem = int64_t(src.element_size());
+  const int64_t numel = src.numel();
+  std::string bytes(size_t(numel * elem), '\0');
+  if (numel == 0) return bytes;
+  const char* base = static_cast<const char*>(src.data_ptr());
+  if (src.is_contiguous()) {
+    std::memcpy(&bytes[0], base, bytes.size());
+    return bytes;
+  }
+  const int64_t dim = src.dim();
+  std::vector<int64_t> index(size_t(dim), 0);
+  auto sizes = src.sizes();
+  auto strides = src.strides();
+  for (int64_t i = 0; i < numel; ++i) {
+    int64_t offset = 0;
+    for (int64_t d = 0; d < dim; ++d) offset += index[size_t(d)] * strides[size_t(d)];
+    std::memcpy(&bytes[size_t(i * elem)], base + offset * elem, size_t(elem));
+    for (int64_t d = dim - 1; d >= 0; --d) {
+      if (++index[size_t(d)] < sizes[size_t(d)]) break;
+      index[size_t(d)] = 0;
+    }
+  }
+  return bytes;
+}
+
+at::Tensor TensorFromBytes(const std::string& bytes, const std::vector<int64_t>& shape,
+                           c10::ScalarType dtype) {
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+}  // namespace cautograd

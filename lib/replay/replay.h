@@ -1,0 +1,82 @@
+// Replay: re-executes a trace's recorded ops through the dispatcher, by
+// operator name and overload, with no autograd engine and no model code,
+// and checks the results against the values the trace holds.
+//
+// A trace is untrusted input. Before anything runs, each call is compiled
+// into a checked program: every operator must exist and be allowed, every
+// argument must fit its schema, every tensor must exist before it is used,
+// and the memory the program needs must fit the budget. Any failure there is
+// a refusal (one line naming the op), not a crash.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lib/trace/trace.h"
+
+namespace cautograd {
+
+struct ReplayOptions {
+  int64_t call = -1;  // -1: every call, in order
+  bool check = false;
+  double rtol = -1;   // < 0: by dtype (see DefaultTolerance)
+  double atol = -1;
+  uint64_t seed = 0;  // for inputs the trace holds no values for
+  std::vector<std::string> allow_namespaces;  // beyond aten and prim
+  int64_t max_memory = int64_t(4) << 30;      // bytes
+  // Called now and then with (ops done, ops in all selected calls).
+  std::function<void(int64_t, int64_t)> progress;
+  // Called before each op runs, with (call index, op index).
+  std::function<void(int64_t, int64_t)> before_op;
+};
+
+struct Tolerance {
+  double rtol = 0, atol = 0;
+};
+// torch.testing's defaults: float32 1.3e-6/1e-5, float64 1e-7/1e-7,
+// float16 1e-3/1e-5, bfloat16 1.6e-2/1e-5; integers and bool exact.
+Tolerance DefaultTolerance(const std::string& dtype);
+
+// Where a replayed value first differed from the recorded one.
+struct Divergence {
+  int64_t op = -1;  // -1: a final gradient, after the last op
+  std::string op_name;
+  int64_t node = -1;
+  std::string node_type;
+  int64_t tensor = -1;
+  std::string what;  // "output 0 of the op", "final .grad of leaf 'fc1.weight'"
+  double max_abs = 0, max_rel = 0;
+  Tolerance tolerance;
+  std::string detail;  // for shape or dtype divergences
+};
+
+struct CallReplay {
+  int64_t index = 0;
+  int64_t ops = 0;
+  int64_t inputs = 0;              // tensors the program takes from outside
+  int64_t inputs_from_values = 0;  // ... of which the trace holds values
+  int64_t inputs_synthesized = 0;
+  int64_t inputs_aliased = 0;      // ... of which are memory an earlier op wrote
+  int64_t peak_bytes = 0;          // estimated before running
+  double run_us = 0;
+  int64_t compared = 0;  // values checked
+  double worst_abs = 0, worst_rel = 0;
+  bool diverged = false;
+  Divergence divergence;
+};
+
+struct ReplayReport {
+  std::vector<CallReplay> calls;
+  bool checked = false;
+  bool diverged() const;
+  int64_t compared() const;
+};
+
+// Replays the selected calls. False and *err (one line, naming the call and
+// op) when the trace cannot or may not be replayed; a replay that runs but
+// differs from the recording returns true with a divergence in the report.
+bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err);
+
+}  // namespace cautograd

@@ -1,0 +1,174 @@
+// cautograd replay: re-execute a trace's ops offline and check the results
+// against the values it recorded.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "lib/replay/isolated.h"
+#include "lib/replay/report_json.h"
+#include "lib/trace/trace_io.h"
+#include "tools/command.h"
+
+namespace cautograd {
+
+namespace {
+
+std::string Number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+std::string Bytes(int64_t n) {
+  char buf[32];
+  if (n < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(n));
+  else if (n < (1 << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", double(n) / 1024);
+  else std::snprintf(buf, sizeof buf, "%.1f MiB", double(n) / (1 << 20));
+  return buf;
+}
+
+std::string DivergenceText(const CallReplay& c) {
+  const Divergence& d = c.divergence;
+  std::string out = "call " + std::to_string(c.index);
+  if (d.op >= 0) {
+    out += ", op " + std::to_string(d.op) + " (" + d.op_name + ")";
+    if (d.node >= 0) out += " in node " + std::to_string(d.node) + " (" + d.node_type + ")";
+    else out += " in the engine";
+  } else if (d.node >= 0) {
+    out += ", node " + std::to_string(d.node) + " (" + d.node_type + ")";
+  }
+  out += ": " + d.what;
+  if (!d.detail.empty()) return out + ": " + d.detail;
+  return out + ": max abs error " + Number(d.max_abs) + ", max rel error " + Number(d.max_rel) + " (rtol " +
+         Number(d.tolerance.rtol) + ", atol " + Number(d.tolerance.atol) + ")";
+}
+
+class ReplayCommand : public Command {
+ public:
+  const char* name() const override { return "replay"; }
+  const char* description() const override {
+    return "Re-execute a trace's recorded ops with no model code; with --check, prove the results match.";
+  }
+
+  void AddFlags(CLI::App* app) override {
+    app->add_option("FILE", path_, "Trace file")->required();
+    app->add_option("--call", call_, "Replay only this call (counting from 0); default: all, in order");
+    app->add_flag("--check", check_,
+                  "Compare every value the trace recorded (op outputs, final gradients) with the replay; "
+                  "exit 1 at the first divergence. Needs a trace recorded with --values all");
+    app->add_option("--rtol", rtol_, "Relative tolerance (default: by dtype, as torch.testing)");
+    app->add_option("--atol", atol_, "Absolute tolerance (default: by dtype, as torch.testing)");
+    app->add_option("--seed", seed_, "Seed for inputs the trace holds no values for")->capture_default_str();
+    app->add_option("--allow-namespace", namespaces_,
+                    "Also replay operators of this namespace (aten and prim always are)");
+    app->add_option("--max-memory", max_memory_mib_,
+                    "Refuse traces whose replay needs more than this many MiB")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app->add_flag("--json", json_, "Print the report as JSON");
+  }
+
+  int Run() override {
+    Trace trace;
+    std::string err;
+    if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    ReplayOptions options;
+    options.call = call_;
+    options.check = check_;
+    options.rtol = rtol_;
+    options.atol = atol_;
+    options.seed = seed_;
+    options.allow_namespaces = namespaces_;
+    options.max_memory = max_memory_mib_ << 20;
+    bool tty = isatty(STDERR_FILENO) && !json_;
+    auto last = std::chrono::steady_clock::now();
+    if (tty) {
+      options.progress = [&](int64_t done, int64_t total) {
+        auto now = std::chrono::steady_clock::now();
+        if (done < total && now - last < std::chrono::milliseconds(200)) return;
+        last = now;
+        std::cerr << "\rreplay: op " << done << "/" << total << (done == total ? "\r\033[K" : "") << std::flush;
+      };
+    }
+    ReplayReport report;
+    // In a child process: a tampered trace may crash an aten kernel.
+    if (!ReplayIsolated(trace, options, &report, &err)) {
+      if (tty) std::cerr << "\r\033[K";
+      return Fail(name(), path_ + ": " + err, kExitBadInput);
+    }
+    if (check_ && !report.diverged() && report.compared() == 0)
+      return Fail(name(), path_ + ": --check found no recorded values to compare (values=" +
+                              std::string(ValuesModeName(trace.meta.values)) +
+                              "); record with --values all to check a replay",
+                  kExitBadInput);
+    if (json_) PrintJson(report);
+    else PrintText(trace, report);
+    return report.diverged() ? kExitDifferences : kExitOk;
+  }
+
+ private:
+  void PrintText(const Trace& trace, const ReplayReport& report) {
+    int64_t ops = 0;
+    double us = 0;
+    for (const CallReplay& c : report.calls) {
+      ops += c.ops;
+      us += c.run_us;
+    }
+    std::cout << path_ << ": replayed " << report.calls.size() << " of " << trace.calls.size() << " call"
+              << (trace.calls.size() == 1 ? "" : "s") << ", " << ops << " ops in " << Number(us / 1000) << " ms"
+              << (ops ? " (" + Number(us / double(ops)) + " us/op)" : "") << "\n";
+    for (const CallReplay& c : report.calls) {
+      std::cout << "  call " << c.index << ": " << c.ops << " ops, " << c.inputs << " inputs (" << c.inputs_from_values
+                << " from recorded values, " << c.inputs_synthesized << " synthesized from --seed " << seed_;
+      if (c.inputs_aliased) std::cout << ", " << c.inputs_aliased << " views of memory an earlier op wrote";
+      std::cout << "), peak about " << Bytes(c.peak_bytes);
+      if (report.checked) std::cout << ", " << c.compared << " values checked";
+      std::cout << "\n";
+    }
+    if (!report.checked) {
+      std::cout << "not checked: add --check to compare with the recorded values\n";
+      return;
+    }
+    double worst_abs = 0, worst_rel = 0;
+    for (const CallReplay& c : report.calls) {
+      worst_abs = std::max(worst_abs, c.worst_abs);
+      worst_rel = std::max(worst_rel, c.worst_rel);
+      if (c.diverged) {
+        std::cout << "DIVERGED at " << DivergenceText(c) << "\n";
+        return;
+      }
+    }
+    std::cout << "MATCH: " << report.compared() << " recorded values reproduced; worst abs error "
+              << Number(worst_abs) << ", worst rel error " << Number(worst_rel) << "\n";
+  }
+
+  void PrintJson(const ReplayReport& report) {
+    nlohmann::json out = ReportToJson(report);
+    out["file"] = path_;
+    out["result"] = !report.checked ? "not_checked" : report.diverged() ? "diverged" : "match";
+    out["compared"] = report.compared();
+    for (size_t i = 0; i < report.calls.size(); ++i)
+      if (report.calls[i].diverged) out["calls"][i]["divergence"]["message"] = DivergenceText(report.calls[i]);
+    std::cout << out.dump(2) << "\n";
+  }
+
+  std::string path_;
+  int64_t call_ = -1;
+  bool check_ = false;
+  double rtol_ = -1, atol_ = -1;
+  uint64_t seed_ = 0;
+  std::vector<std::string> namespaces_;
+  int64_t max_memory_mib_ = 4096;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeReplayCommand() { return std::make_unique<ReplayCommand>(); }
+
+}  // namespace cautograd
