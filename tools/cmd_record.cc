@@ -1,11 +1,21 @@
-// cautograd record: run a built-in model under the recorder, write a trace.
+// cautograd record: run a built-in model, or any program, under the
+// recorder and write one trace.
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
-#include <sstream>
+
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <c10/util/Type.h>
 
 #include <CLI/CLI.hpp>
 
 #include "lib/models/models.h"
 #include "lib/recorder/recorder.h"
+#include "lib/shim/launcher.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
 
@@ -17,7 +27,8 @@ class RecordCommand : public Command {
  public:
   const char* name() const override { return "record"; }
   const char* description() const override {
-    return "Run a built-in model's training steps and record every backward call into a trace.";
+    return "Record every backward call of a built-in model (--model) or of any program (-- COMMAND...) "
+           "into one trace.";
   }
 
   void AddFlags(CLI::App* app) override {
@@ -35,7 +46,13 @@ class RecordCommand : public Command {
     app->add_option("--calls", calls_,
                     "Backward calls to record, counting from 0: all, N, A-B, every:N, or a comma list")
         ->capture_default_str();
+    app->add_option("--max-calls", max_calls_, "Stop recording after this many calls (-- COMMAND only)")
+        ->check(CLI::NonNegativeNumber);
     app->add_option("-o,--output", output_, "Trace file to write (written atomically)");
+    app->add_option("command", command_,
+                    "A program to record, after '--': a C++ program linked against Debian's libtorch, or "
+                    "/usr/bin/python3 with Debian's python3-torch. Its exit status, stdout and stderr pass "
+                    "through.");
   }
 
   int Run() override {
@@ -46,19 +63,22 @@ class RecordCommand : public Command {
         std::cout << m.name << std::string(width + 2 - m.name.size(), ' ') << m.description << "\n";
       return kExitOk;
     }
-    if (model_.empty())
-      return Fail(name(), "no model given. Use --model NAME; 'cautograd record --list' lists them.",
+    if (!model_.empty() && !command_.empty())
+      return Fail(name(), "give --model or a command after '--', not both", kExitBadInput);
+    if (model_.empty() && command_.empty())
+      return Fail(name(),
+                  "nothing to record. Use --model NAME ('cautograd record --list' lists them) or -- COMMAND...",
                   kExitBadInput);
-    if (!FindModel(model_))
-      return Fail(name(), "unknown model '" + model_ + "'. 'cautograd record --list' lists them.",
-                  kExitBadInput);
-    if (output_.empty())
-      return Fail(name(), "no output file. Use -o FILE.", kExitBadInput);
-
+    if (output_.empty()) return Fail(name(), "no output file. Use -o FILE.", kExitBadInput);
     RecorderOptions options;
     ParseValuesMode(values_, &options.values);
     std::string err;
     if (!CallFilter::Parse(calls_, &options.calls, &err)) return Fail(name(), err, kExitBadInput);
+    if (!command_.empty()) return RecordProgram(options);
+    if (max_calls_ >= 0) options.calls.max_calls = max_calls_;
+    if (!FindModel(model_))
+      return Fail(name(), "unknown model '" + model_ + "'. 'cautograd record --list' lists them.",
+                  kExitBadInput);
 
     ModelOptions model_options;
     model_options.steps = steps_;
@@ -90,7 +110,58 @@ class RecordCommand : public Command {
   }
 
  private:
+  // Runs the command with the shim preloaded, then turns the call files it
+  // left into the trace. Returns the command's own exit status.
+  int RecordProgram(const RecorderOptions& options) {
+    std::string err, shim;
+    if (!FindShim("/proc/self/exe", &shim, &err)) return Fail(name(), err, kExitFailure);
+    Dl_info info{};
+    if (!dladdr(reinterpret_cast<void*>(&c10::demangle), &info) || !info.dli_fname)
+      return Fail(name(), "cannot tell which libtorch this cautograd uses", kExitFailure);
+    if (!CheckCommand(command_, info.dli_fname, &err)) return Fail(name(), err, kExitBadInput);
+
+    LaunchOptions launch;
+    launch.command = command_;
+    launch.shim = shim;
+    launch.values = options.values;
+    launch.calls = calls_;
+    launch.max_calls = max_calls_;
+    std::string pattern = output_ + ".calls-XXXXXX";
+    if (!mkdtemp(&pattern[0]))
+      return Fail(name(), output_ + ": cannot create a folder beside it for the recorded calls: " +
+                              std::strerror(errno),
+                  kExitFailure);
+    launch.dir = pattern;
+    int status = 0;
+    if (!RunWithShim(launch, &status, &err)) {
+      RemoveCallDir(launch.dir);
+      return Fail(name(), err, kExitFailure);
+    }
+    int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    Trace trace;
+    if (!AssembleCalls(launch.dir, &trace, &err)) {
+      Fail(name(), err + " (the recorded calls are left in " + launch.dir + ")", kExitFailure);
+      return exit_code ? exit_code : int(kExitFailure);
+    }
+    if (trace.meta.tool_version.empty()) trace.meta = RecorderMeta(options.values);
+    trace.meta.command = CommandLine();
+    trace.meta.values = options.values;
+    if (!WriteTraceFile(output_, trace, &err)) {
+      Fail(name(), err + " (the recorded calls are left in " + launch.dir + ")", kExitFailure);
+      return exit_code ? exit_code : int(kExitFailure);
+    }
+    RemoveCallDir(launch.dir);
+    std::string how = WIFSIGNALED(status) ? std::string(", which was killed by ") + strsignal(WTERMSIG(status))
+                      : exit_code ? ", which exited with status " + std::to_string(exit_code)
+                                  : "";
+    std::cerr << "cautograd record: " << trace.calls.size() << " backward call" << (trace.calls.size() == 1 ? "" : "s")
+              << " of '" << command_[0] << "'" << how << " recorded to " << output_ << "\n";
+    return exit_code;
+  }
+
   bool list_ = false;
+  std::vector<std::string> command_;
+  int64_t max_calls_ = -1;
   std::string model_;
   int steps_ = 0;
   int batch_ = 0;

@@ -351,7 +351,7 @@ struct CallRecorder {
       for (const auto& hook : ta::impl::hooks(acc->variable)) AddPreHook(*hook, n);
     for (const auto& hook : fn->post_hooks()) {
       std::string type = c10::demangle(typeid(*hook).name());
-      bool python = type.find("PyFunctionPostHook") != std::string::npos;
+      bool python = type.find("torch::autograd::PyFunction") == 0;
       n->hooks.push_back({Hook::Kind::kPostHook, python ? "python" : "cpp", type});
     }
   }
@@ -372,8 +372,11 @@ struct CallRecorder {
                                                                            : Hook::Kind::kTensorPreHook;
         n->hooks.push_back({kind, "cpp", target});
       }
-    } else if (type.find("PyFunctionPreHook") != std::string::npos) {
-      n->hooks.push_back({Hook::Kind::kTensorPreHook, "python", type});
+    } else if (type.find("torch::autograd::PyFunction") == 0) {
+      // PyFunctionTensorPreHook: Python tensor hooks (register_hook);
+      // other Python pre-hooks are hooks on the node itself.
+      bool tensor = type.find("TensorPreHook") != std::string::npos;
+      n->hooks.push_back({tensor ? Hook::Kind::kTensorPreHook : Hook::Kind::kPreHook, "python", type});
     } else {
       n->hooks.push_back({Hook::Kind::kPreHook, "cpp", type});
     }
@@ -585,7 +588,8 @@ struct Recorder::State {
   std::string error;
   bool disabled = false;
   int64_t calls_seen = 0;
-  int64_t calls_recorded = 0;
+  int64_t calls_recorded = 0;   // selected so far
+  int64_t calls_completed = 0;  // selected and finished
   std::unordered_map<const void*, CallRecorder*> active;
   std::vector<std::unique_ptr<CallRecorder>> all_calls;
   std::map<const c10::TensorImpl*, std::string> names;
@@ -676,11 +680,25 @@ struct Recorder::State {
       Disable(std::string("recording failed at the end of a backward call: ") + e.what());
       return;
     }
-    std::lock_guard<std::mutex> lock(mu);
-    if (disabled) return;
-    trace.calls.push_back(std::move(c->call));
-    trace.calls.back().index = int64_t(trace.calls.size()) - 1;
-    if (options.on_call) options.on_call(trace);
+    Call call = std::move(c->call);
+    c->call = Call();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (disabled) return;
+      call.index = calls_completed++;
+      // Once every call it may record is done, the recorder takes its
+      // callback out, so the rest of the program runs at full speed.
+      if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls && handle) {
+        at::removeCallback(handle);
+        handle = 0;
+      }
+    }
+    // Outside the lock: on_call may ask the Recorder for its error().
+    if (options.on_call) options.on_call(call);
+    if (options.keep_calls) {
+      std::lock_guard<std::mutex> lock(mu);
+      trace.calls.push_back(std::move(call));
+    }
   }
 };
 
@@ -879,21 +897,27 @@ int Recorder::calls_seen() const {
   return int(state_->calls_seen);
 }
 
+Meta RecorderMeta(ValuesMode values) {
+  Meta meta;
+  meta.tool_version = kToolVersion;
+  meta.libtorch_version = TORCH_VERSION;
+  meta.time = NowIso8601();
+  meta.host = HostName();
+  meta.values = values;
+  return meta;
+}
+
 Trace Recorder::Finish() {
+  Recorder::State* mine = state_.get();
+  g_state.compare_exchange_strong(mine, nullptr);
+  std::lock_guard<std::mutex> lock(state_->mu);
   if (state_->handle) {
     at::removeCallback(state_->handle);
     state_->handle = 0;
   }
-  Recorder::State* mine = state_.get();
-  g_state.compare_exchange_strong(mine, nullptr);
-  std::lock_guard<std::mutex> lock(state_->mu);
   Trace trace = std::move(state_->trace);
   state_->trace = Trace();
-  trace.meta.tool_version = kToolVersion;
-  trace.meta.libtorch_version = TORCH_VERSION;
-  trace.meta.time = NowIso8601();
-  trace.meta.host = HostName();
-  trace.meta.values = state_->options.values;
+  trace.meta = RecorderMeta(state_->options.values);
   return trace;
 }
 

@@ -31,10 +31,17 @@ struct RecorderOptions {
   ValuesMode values = ValuesMode::kInts;
   CallFilter calls;  // which backward calls to record, by index from 0
   // Called after each recorded call is complete, on the thread that ran
-  // backward, with the trace so far (e.g. to write it out at once, so calls
-  // survive a crash of the program). Must not throw.
-  std::function<void(const Trace&)> on_call;
+  // backward (e.g. to write it out at once, so calls survive a crash of the
+  // program). Must not throw.
+  std::function<void(const Call&)> on_call;
+  // Whether Finish() returns the calls; false keeps memory flat in long
+  // runs whose calls on_call takes care of.
+  bool keep_calls = true;
 };
+
+// The meta block of a trace this process writes: tool and libtorch
+// versions, time, host, values mode.
+Meta RecorderMeta(ValuesMode values);
 
 class Recorder {
  public:

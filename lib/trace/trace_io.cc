@@ -1054,7 +1054,7 @@ std::string SerializeTrace(const Trace& trace) {
   return out + "]}\n";
 }
 
-bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err) {
+bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err, Durability durability) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -1075,7 +1075,7 @@ bool WriteFileAtomic(const std::string& path, const std::string& text, std::stri
     p += n;
     left -= size_t(n);
   }
-  bool synced = ::fsync(fd) == 0;
+  bool synced = durability == Durability::kCrashSafe || ::fsync(fd) == 0;
   bool closed = ::close(fd) == 0;
   if (!synced || !closed) {
     *err = path + ": write failed: " + std::strerror(errno);
@@ -1090,8 +1090,8 @@ bool WriteFileAtomic(const std::string& path, const std::string& text, std::stri
   return true;
 }
 
-bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err) {
-  return WriteFileAtomic(path, SerializeTrace(trace), err);
+bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err, Durability durability) {
+  return WriteFileAtomic(path, SerializeTrace(trace), err, durability);
 }
 
 }  // namespace cautograd

@@ -17,10 +17,16 @@ bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err);
 std::string SerializeTrace(const Trace& trace);
 // Writes to a temporary file beside `path`, then renames it over `path`, so
 // a reader never sees half a trace and an old trace survives a failed write.
-bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err);
+// `durable` also flushes the data to the disk before the rename (so it
+// survives a power cut, not just a crash of the process); the shim's
+// per-call files skip that, as it costs milliseconds per call.
+enum class Durability { kDurable, kCrashSafe };
+bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err,
+                    Durability durability = Durability::kDurable);
 
 // Same atomic write, for any text.
-bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err);
+bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err,
+                     Durability durability = Durability::kDurable);
 bool ReadFile(const std::string& path, std::string* text, std::string* err);
 
 }  // namespace cautograd

@@ -4,6 +4,7 @@
 set -uo pipefail
 bin=$1
 src=$2
+train_cpp=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0
@@ -58,7 +59,7 @@ expect 0 calls_selection -- "$bin" record --model mlp --steps 5 --calls 1,3 -o "
 contains "$tmp/err" "recorded 2 backward calls" calls_selection
 
 expect 2 no_model -- "$bin" record -o "$tmp/x.json"
-contains "$tmp/err" "cautograd record: no model given" no_model
+contains "$tmp/err" "cautograd record: nothing to record. Use --model NAME" no_model
 one_line "$tmp/err" no_model
 expect 2 unknown_model -- "$bin" record --model resnet -o "$tmp/x.json"
 contains "$tmp/err" "cautograd record: unknown model 'resnet'" unknown_model
@@ -142,6 +143,56 @@ for f in "$src"/tests/replay_refused/*.json; do
   one_line "$tmp/err" "refused $name"
   contains "$tmp/err" "cautograd replay: $f: $(cat "$src/tests/replay_refused/$name.expected")" "refused $name"
 done
+
+# --- record -- COMMAND ------------------------------------------------------------------
+py=/usr/bin/python3
+expect 0 record_python -- "$bin" record --values all -o "$tmp/py.json" -- "$py" "$src/tests/programs/train.py"
+contains "$tmp/out" "loss 0.99" record_python  # the program's stdout passes through
+contains "$tmp/err" "6 backward calls of '$py' recorded to $tmp/py.json" record_python
+expect 0 show_python -- "$bin" show "$tmp/py.json"
+contains "$tmp/out" "ScaleBackward x1" show_python        # the Python custom Function, by name
+contains "$tmp/out" "grad (create_graph)" show_python     # torch.autograd.grad with create_graph
+expect 0 show_python_json -- "$bin" show --json "$tmp/py.json"
+if /usr/bin/python3 - "$tmp/py.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+hooks = [h for c in t["calls"] for n in c["nodes"] for h in n["hooks"]]
+assert any(h["kind"] == "tensor_pre_hook" and h["lang"] == "python" for h in hooks), hooks
+assert any(h["kind"] == "retain_grad" for h in hooks), hooks
+PY
+then ok; else bad "record python: hooks not recorded as Python tensor hooks and retain_grad"; fi
+expect 0 replay_python -- "$bin" replay --check "$tmp/py.json"
+contains "$tmp/out" "MATCH: " replay_python
+
+expect 0 record_python_select -- "$bin" record --calls 1-5 --max-calls 2 -o "$tmp/py2.json" -- "$py" "$src/tests/programs/train.py"
+contains "$tmp/err" "2 backward calls of" record_python_select
+
+if [ -n "$train_cpp" ]; then
+  expect 0 record_cpp -- "$bin" record --values all -o "$tmp/cpp.json" -- "$train_cpp" 3
+  contains "$tmp/out" "loss " record_cpp
+  contains "$tmp/err" "3 backward calls of" record_cpp
+  expect 0 replay_cpp -- "$bin" replay --check "$tmp/cpp.json"
+  contains "$tmp/out" "MATCH: " replay_cpp
+fi
+
+# COMMAND's exit status passes through, and a crash keeps the calls made before it.
+expect 7 record_exit_status -- "$bin" record -o "$tmp/exit.json" -- "$py" -c "import sys; sys.exit(7)"
+contains "$tmp/err" "0 backward calls of '$py', which exited with status 7" record_exit_status
+expect 139 record_crash -- "$bin" record -o "$tmp/crash.json" -- "$py" "$src/tests/programs/train.py" --steps 5 --crash-after 3
+contains "$tmp/err" "3 backward calls of '$py', which was killed by Segmentation fault" record_crash
+expect 0 replay_crash -- "$bin" show "$tmp/crash.json"
+if ls "$tmp" | grep -q 'calls-'; then bad "record left its call folder behind"; else ok; fi
+
+# Refused before anything runs.
+expect 2 record_not_found -- "$bin" record -o "$tmp/x.json" -- no-such-program-here
+contains "$tmp/err" "cautograd record: command not found 'no-such-program-here'" record_not_found
+mkdir -p "$tmp/fakepy"
+printf '#!/bin/sh\nexit 1\n' >"$tmp/fakepy/python3"
+chmod +x "$tmp/fakepy/python3"
+expect 2 record_python_without_torch -- "$bin" record -o "$tmp/x.json" -- "$tmp/fakepy/python3" train.py
+contains "$tmp/err" "cannot import torch; record Python programs with /usr/bin/python3" record_python_without_torch
+expect 2 record_both -- "$bin" record --model mlp -o "$tmp/x.json" -- "$py" -c pass
+contains "$tmp/err" "not both" record_both
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

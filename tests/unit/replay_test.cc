@@ -44,6 +44,8 @@ TEST(Replay, EveryModelReproducesItsRecordedValues) {
                                     << report.calls.back().divergence.op_name;
     for (const CallReplay& c : report.calls) {
       EXPECT_GT(c.compared, 0) << model.name;
+      // Same machine, same kernels, same inputs: exact, not merely close.
+      EXPECT_EQ(c.worst_abs, 0) << model.name;
       EXPECT_EQ(c.inputs_synthesized, 0) << model.name;
       EXPECT_EQ(c.ops, int64_t(trace.calls[size_t(c.index)].ops.size())) << model.name;
     }

@@ -1,0 +1,257 @@
+#include "lib/shim/launcher.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/trace/trace_io.h"
+
+extern char** environ;
+
+namespace cautograd {
+
+namespace {
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string RealPath(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+std::string BaseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// argv[0] as execvp would find it; "" when it would not.
+std::string Resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) return IsFile(name) ? name : "";
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t colon = dirs.find(':', start);
+    std::string dir = dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (IsFile(candidate) && ::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return "";
+}
+
+// Runs argv (no shell) without the shim, and returns its stdout.
+bool Capture(const std::vector<std::string>& argv, std::string* out, int* status) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, STDERR_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    unsetenv("LD_PRELOAD");
+    unsetenv("CAUTOGRAD_SHIM_DIR");
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  out->clear();
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) out->append(buf, size_t(n));
+  close(fds[0]);
+  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+  }
+  return true;
+}
+
+// The interpreter a script names in its #! line, if it is a Python.
+std::string PythonOf(const std::string& path, const std::string& argv0) {
+  std::string base = BaseName(path);
+  if (base.rfind("python", 0) == 0) return argv0;
+  std::ifstream in(path, std::ios::binary);
+  std::string first;
+  std::getline(in, first);
+  if (first.rfind("#!", 0) != 0 || first.find("python") == std::string::npos) return "";
+  // "#!/usr/bin/env python3" or "#!/usr/bin/python3 -u"
+  std::string line = first.substr(2);
+  size_t env = line.find("env ");
+  if (env != std::string::npos) line = line.substr(env + 4);
+  line.erase(0, line.find_first_not_of(' '));
+  return line.substr(0, line.find(' '));
+}
+
+}  // namespace
+
+bool FindShim(const std::string& exe, std::string* shim, std::string* err) {
+  std::string dir = DirName(RealPath(exe));
+  for (const std::string& candidate : {dir + "/libcautograd_shim.so", dir + "/../lib/cautograd/libcautograd_shim.so"}) {
+    if (IsFile(candidate)) {
+      *shim = RealPath(candidate);
+      return true;
+    }
+  }
+  *err = "cannot find libcautograd_shim.so next to " + RealPath(exe) +
+         " or in ../lib/cautograd; build the 'cautograd_shim' target or reinstall cautograd";
+  return false;
+}
+
+bool CheckCommand(const std::vector<std::string>& command, const std::string& our_libc10, std::string* err) {
+  std::string path = Resolve(command[0]);
+  if (path.empty()) {
+    *err = "command not found '" + command[0] + "'";
+    return false;
+  }
+  std::string ours = RealPath(our_libc10);
+  std::string python = PythonOf(path, command[0]);
+  if (!python.empty()) {
+    std::string out;
+    int status = 0;
+    const std::string probe =
+        "import os, torch\n"
+        "print(torch.__version__)\n"
+        "print(os.path.dirname(os.path.realpath(torch.__file__)))\n";
+    if (!Capture({python, "-c", probe}, &out, &status) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      *err = "'" + python + "' (" + RealPath(Resolve(python)) +
+             ") cannot import torch; record Python programs with /usr/bin/python3 and Debian's python3-torch "
+             "(apt-get install python3-torch)";
+      return false;
+    }
+    std::string version = out.substr(0, out.find('\n'));
+    std::string torch_dir = out.substr(out.find('\n') + 1);
+    torch_dir = torch_dir.substr(0, torch_dir.find('\n'));
+    // Debian's torch/lib holds links to the system libraries; a pip wheel
+    // holds its own copies, which the shim's callbacks would never see.
+    std::string theirs = torch_dir + "/lib/libc10.so";
+    if (IsFile(theirs) && RealPath(theirs) != ours) {
+      *err = "'" + python + "' imports torch " + version + " from " + torch_dir + ", which brings its own libtorch (" +
+             RealPath(theirs) + ") rather than the one cautograd uses (" + ours +
+             "); record with /usr/bin/python3 and Debian's python3-torch";
+      return false;
+    }
+    return true;
+  }
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.read(magic, 4);
+  if (std::memcmp(magic, "\x7f" "ELF", 4) != 0) return true;  // a script of another kind
+  std::string out;
+  int status = 0;
+  if (!Capture({"ldd", path}, &out, &status)) return true;
+  size_t pos = out.find("libc10.so");
+  if (pos == std::string::npos) return true;  // not linked to libtorch
+  size_t arrow = out.find("=> ", pos);
+  size_t end = out.find(' ', arrow == std::string::npos ? pos : arrow + 3);
+  if (arrow == std::string::npos) return true;
+  std::string theirs = out.substr(arrow + 3, end - arrow - 3);
+  if (theirs == "not") {
+    *err = "'" + command[0] + "' links libc10.so but the loader cannot find it; fix its library path first";
+    return false;
+  }
+  if (RealPath(theirs) != ours) {
+    *err = "'" + command[0] + "' uses libtorch from " + RealPath(theirs) + ", but cautograd records with " + ours +
+           "; rebuild it against Debian's libtorch-dev";
+    return false;
+  }
+  return true;
+}
+
+bool RunWithShim(const LaunchOptions& options, int* status, std::string* err) {
+  std::fflush(nullptr);
+  struct sigaction ignore {}, old_int {}, old_term {};
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGINT, &ignore, &old_int);
+  sigaction(SIGTERM, &ignore, &old_term);
+  pid_t pid = fork();
+  if (pid < 0) {
+    *err = std::string("cannot start the command: ") + std::strerror(errno);
+    return false;
+  }
+  if (pid == 0) {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+    const char* preload = std::getenv("LD_PRELOAD");
+    std::string value = options.shim + (preload && *preload ? std::string(":") + preload : "");
+    setenv("LD_PRELOAD", value.c_str(), 1);
+    setenv("CAUTOGRAD_SHIM_DIR", options.dir.c_str(), 1);
+    setenv("CAUTOGRAD_VALUES", ValuesModeName(options.values), 1);
+    setenv("CAUTOGRAD_CALLS", options.calls.c_str(), 1);
+    if (options.max_calls >= 0) setenv("CAUTOGRAD_MAX_CALLS", std::to_string(options.max_calls).c_str(), 1);
+    std::vector<char*> args;
+    for (const std::string& a : options.command) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "cautograd record: cannot run '%s': %s\n", args[0], std::strerror(errno));
+    _exit(127);
+  }
+  while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  return true;
+}
+
+bool AssembleCalls(const std::string& dir, Trace* trace, std::string* err) {
+  std::vector<std::string> files;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) files.push_back(dir + "/" + name);
+    }
+    closedir(d);
+  } else {
+    *err = dir + ": cannot read the recorded calls: " + std::strerror(errno);
+    return false;
+  }
+  std::sort(files.begin(), files.end());
+  *trace = Trace();
+  for (const std::string& file : files) {
+    Trace one;
+    if (!ReadTraceFile(file, &one, err)) return false;
+    if (trace->meta.tool_version.empty()) trace->meta = one.meta;
+    for (Call& call : one.calls) trace->calls.push_back(std::move(call));
+  }
+  std::stable_sort(trace->calls.begin(), trace->calls.end(),
+                   [](const Call& a, const Call& b) { return a.start_unix_s < b.start_unix_s; });
+  for (size_t i = 0; i < trace->calls.size(); ++i) trace->calls[i].index = int64_t(i);
+  return true;
+}
+
+void RemoveCallDir(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") ::unlink((dir + "/" + name).c_str());
+    }
+    closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace cautograd
