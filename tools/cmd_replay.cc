@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "lib/recompile/compiled_program.h"
 #include "lib/replay/isolated.h"
 #include "lib/replay/report_json.h"
 #include "lib/trace/trace_io.h"
@@ -48,6 +49,23 @@ std::string DivergenceText(const CallReplay& c) {
          Number(d.tolerance.rtol) + ", atol " + Number(d.tolerance.atol) + ")";
 }
 
+// Replaces each call's ops by the program compiled autograd would compile
+// for it (cautograd recompile --emit text), bound to the call. Per call, the
+// recorded index of each program op, to name ops as the recording does.
+bool CompileTrace(const std::string& path, Trace* trace, std::vector<std::vector<int64_t>>* recorded_ops,
+                  std::string* err) {
+  std::vector<CacheCall> calls;
+  for (const Call& call : trace->calls) calls.push_back({path, &call});
+  const CacheSimulation sim = SimulateCache(calls, DynamicMode::kAuto);
+  std::vector<BoundCall> bound;
+  if (!BindCalls(calls, sim, &bound, err)) return false;
+  for (size_t i = 0; i < bound.size(); ++i) {
+    trace->calls[i] = std::move(bound[i].call);
+    recorded_ops->push_back(std::move(bound[i].recorded_ops));
+  }
+  return true;
+}
+
 class ReplayCommand : public Command {
  public:
   const char* name() const override { return "replay"; }
@@ -70,6 +88,9 @@ class ReplayCommand : public Command {
                     "Refuse traces whose replay needs more than this many MiB")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app->add_flag("--compiled", compiled_,
+                  "Run each call as the straight-line program compiled autograd would compile for it "
+                  "(see 'cautograd recompile --emit text') instead of the recorded op stream");
     app->add_flag("--json", json_, "Print the report as JSON");
   }
 
@@ -77,6 +98,8 @@ class ReplayCommand : public Command {
     Trace trace;
     std::string err;
     if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    std::vector<std::vector<int64_t>> recorded_ops;
+    if (compiled_ && !CompileTrace(path_, &trace, &recorded_ops, &err)) return Fail(name(), err, kExitFailure);
     ReplayOptions options;
     options.call = call_;
     options.check = check_;
@@ -106,6 +129,10 @@ class ReplayCommand : public Command {
                               std::string(ValuesModeName(trace.meta.values)) +
                               "); record with --values all to check a replay",
                   kExitBadInput);
+    for (CallReplay& c : report.calls) {
+      if (compiled_ && c.diverged && c.divergence.op >= 0)
+        c.divergence.op = recorded_ops[size_t(c.index)][size_t(c.divergence.op)];
+    }
     if (json_) PrintJson(report);
     else PrintText(trace, report);
     return report.diverged() ? kExitDifferences : kExitOk;
@@ -121,7 +148,8 @@ class ReplayCommand : public Command {
     }
     std::cout << path_ << ": replayed " << report.calls.size() << " of " << trace.calls.size() << " call"
               << (trace.calls.size() == 1 ? "" : "s") << ", " << ops << " ops in " << Number(us / 1000) << " ms"
-              << (ops ? " (" + Number(us / double(ops)) + " us/op)" : "") << "\n";
+              << (ops ? " (" + Number(us / double(ops)) + " us/op)" : "")
+              << (compiled_ ? ", as compiled autograd's programs" : "") << "\n";
     for (const CallReplay& c : report.calls) {
       std::cout << "  call " << c.index << ": " << c.ops << " ops, " << c.inputs << " inputs (" << c.inputs_from_values
                 << " from recorded values, " << c.inputs_synthesized << " synthesized from --seed " << seed_;
@@ -152,6 +180,7 @@ class ReplayCommand : public Command {
     out["file"] = path_;
     out["result"] = !report.checked ? "not_checked" : report.diverged() ? "diverged" : "match";
     out["compared"] = report.compared();
+    out["compiled"] = compiled_;
     for (size_t i = 0; i < report.calls.size(); ++i)
       if (report.calls[i].diverged) out["calls"][i]["divergence"]["message"] = DivergenceText(report.calls[i]);
     std::cout << out.dump(2) << "\n";
@@ -164,6 +193,7 @@ class ReplayCommand : public Command {
   uint64_t seed_ = 0;
   std::vector<std::string> namespaces_;
   int64_t max_memory_mib_ = 4096;
+  bool compiled_ = false;
   bool json_ = false;
 };
 

@@ -15,6 +15,7 @@ std::vector<std::string> g_command_line;
 std::vector<std::unique_ptr<Command>> MakeCommands() {
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(MakeRecordCommand());
+  commands.push_back(MakeRecompileCommand());
   commands.push_back(MakeReplayCommand());
   commands.push_back(MakeShowCommand());
   return commands;

@@ -31,6 +31,7 @@ class Command {
 };
 
 std::unique_ptr<Command> MakeRecordCommand();
+std::unique_ptr<Command> MakeRecompileCommand();
 std::unique_ptr<Command> MakeReplayCommand();
 std::unique_ptr<Command> MakeShowCommand();
 

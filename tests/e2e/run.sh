@@ -144,6 +144,79 @@ for f in "$src"/tests/replay_refused/*.json; do
   contains "$tmp/err" "cautograd replay: $f: $(cat "$src/tests/replay_refused/$name.expected")" "refused $name"
 done
 
+# --- recompile --------------------------------------------------------------------
+# Golden renderings, named after their input and flags (tests/recompile_golden/cases).
+while read -r expected args; do
+  case "$expected" in '' | '#'*) continue ;; esac
+  # shellcheck disable=SC2086  # the arguments are words on purpose
+  (cd "$src" && "$bin" recompile $args) >"$tmp/golden.out" 2>"$tmp/err"
+  if diff -b "$src/tests/recompile_golden/$expected" "$tmp/golden.out" >"$tmp/golden.diff"; then ok; else
+    bad "recompile golden $expected differs (tests/recompile_golden/regenerate.sh rewrites it): $(head -c 600 "$tmp/golden.diff")"
+  fi
+done <"$src/tests/recompile_golden/cases"
+
+expect 0 recompile_dynamic -- "$bin" recompile "$src/traces/dynamic.json"
+contains "$tmp/out" "call 1: MISS, compile entry 1" recompile_dynamic
+contains "$tmp/out" "(.grad before the call) was undefined, now defined" recompile_dynamic
+contains "$tmp/out" "Cache miss due to new autograd node: torch::autograd::AccumulateGrad (NodeCall 3)" recompile_dynamic
+contains "$tmp/out" "call 2: MISS, recompile entry 1" recompile_dynamic
+contains "$tmp/out" ": 4 -> 2, now dynamic" recompile_dynamic
+contains "$tmp/out" "Cache miss due to changed shapes: marking size idx 0 of NllLossBackward0 (NodeCall 0) as dynamic" recompile_dynamic
+contains "$tmp/out" "summary: 3 calls, 3 compiles (2 recompiles), 0 hits" recompile_dynamic
+expect 0 recompile_json -- "$bin" recompile --json "$src/traces/dynamic.json"
+if /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["summary"]["compiles"] == 3 and d["summary"]["hits"] == 0, d["summary"]
+assert [c["result"] for c in d["calls"]] == ["miss"] * 3
+assert d["calls"][1]["reasons"][0]["kind"] == "tensor" and d["calls"][1]["reasons"][0]["role"] == "old_grad"
+assert all(r["kind"] == "size" and r["now_dynamic"] for r in d["calls"][2]["reasons"])
+assert len(d["entries"][1]["dynamic_sizes"]) == len(d["calls"][2]["reasons"])
+' "$tmp/out"; then ok; else bad "recompile --json: not the expected simulation"; fi
+expect 0 recompile_emit_json -- "$bin" recompile --emit json "$src/traces/dynamic.json"
+if /usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) == 2 and all(p["ops"] for p in d)
+assert any(isinstance(x, str) for i in d[1]["inputs"] for x in i["shape"]), "no size symbol in entry 1"
+' "$tmp/out"; then ok; else bad "recompile --emit json: not the expected programs"; fi
+
+# Several traces are one cache: the second copy of mlp.json hits both entries.
+expect 0 recompile_two_files -- "$bin" recompile "$src/traces/mlp.json" "$src/traces/mlp.json"
+contains "$tmp/out" "call 0 of $src/traces/mlp.json: hit, entry 0" recompile_two_files
+contains "$tmp/out" "2 hits: hit rate 50%" recompile_two_files
+
+# A recorded run whose batch alternates: hits after the shape recompile, and
+# every call's compiled program reproduces the recorded values.
+expect 0 "record dynamic for recompile" -- "$bin" record --model dynamic --steps 5 --values all -o "$tmp/dyn5.json"
+expect 0 recompile_dyn5 -- "$bin" recompile "$tmp/dyn5.json"
+contains "$tmp/out" "call 3: hit, entry 1" recompile_dyn5
+contains "$tmp/out" "call 4: hit, entry 1" recompile_dyn5
+expect 0 recompile_dyn5_static -- "$bin" recompile --dynamic static "$tmp/dyn5.json"
+contains "$tmp/out" "stays static" recompile_dyn5_static
+contains "$tmp/out" "3 cache entries" recompile_dyn5_static
+expect 0 "replay --compiled dyn5" -- "$bin" replay --compiled --check "$tmp/dyn5.json"
+contains "$tmp/out" "as compiled autograd's programs" "replay --compiled dyn5"
+contains "$tmp/out" "MATCH: " "replay --compiled dyn5"
+# A divergence in a compiled program names the op by its recorded index.
+expect 1 replay_compiled_altered -- "$bin" replay --compiled --check "$tmp/altered.json"
+contains "$tmp/out" "DIVERGED at call 0, op $altered_op ($altered_name" replay_compiled_altered
+for f in "$src"/traces/*.json; do
+  grep -q '"values":"all"' "$f" || continue
+  expect 0 "replay --compiled --check $(basename "$f")" -- "$bin" replay --compiled --check "$f"
+  contains "$tmp/out" "MATCH: " "replay --compiled --check $(basename "$f")"
+done
+
+expect 2 recompile_bad_dynamic -- "$bin" recompile --dynamic sometimes "$src/traces/mlp.json"
+one_line "$tmp/err" recompile_bad_dynamic
+contains "$tmp/err" "cautograd recompile: unknown --dynamic mode 'sometimes'; use auto, static or all" recompile_bad_dynamic
+expect 2 recompile_bad_emit -- "$bin" recompile --emit dot "$src/traces/mlp.json"
+contains "$tmp/err" "cautograd recompile: unknown --emit format 'dot'" recompile_bad_emit
+expect 2 recompile_missing -- "$bin" recompile "$tmp/nope.json"
+contains "$tmp/err" "cautograd recompile: $tmp/nope.json: cannot open" recompile_missing
+expect 2 recompile_malformed -- "$bin" recompile "$src/tests/malformed/truncated.json"
+one_line "$tmp/err" recompile_malformed
+
 # --- record -- COMMAND ------------------------------------------------------------------
 py=/usr/bin/python3
 expect 0 record_python -- "$bin" record --values all -o "$tmp/py.json" -- "$py" "$src/tests/programs/train.py"
