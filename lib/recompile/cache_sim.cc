@@ -577,7 +577,6 @@ class Cache {
 
 }  // namespace
 
-std::string OpLabel(const Op& op) { return op.overload.empty() ? op.name : op.name + "." + op.overload; }
 
 const char* ReasonKindName(MissReason::Kind kind) {
   using K = MissReason::Kind;

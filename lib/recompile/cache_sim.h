@@ -128,8 +128,6 @@ struct CacheSimulation {
 
 CacheSimulation SimulateCache(const std::vector<CacheCall>& calls, DynamicMode mode);
 
-// "aten::mm", "aten::sum.dim_IntList": an op as reasons and programs name it.
-std::string OpLabel(const Op& op);
 
 // How to avoid a reason, in one line (docs/recompile.md says more).
 std::string ReasonHint(const MissReason& reason);

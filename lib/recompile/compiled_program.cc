@@ -10,16 +10,6 @@ namespace cautograd {
 
 namespace {
 
-template <typename F>
-void ForEachTensor(const Arg& a, F f) {
-  if (a.kind == Arg::Kind::kTensor && a.tensor >= 0) f(a.tensor);
-  if (a.kind == Arg::Kind::kTensorList)
-    for (int64_t id : a.ints)
-      if (id >= 0) f(id);
-  if (a.kind == Arg::Kind::kList)
-    for (const Arg& item : a.items) ForEachTensor(item, f);
-}
-
 std::map<int64_t, int64_t> NodeCalls(const Call& call) {
   std::map<int64_t, int64_t> position;
   std::vector<const Node*> executed = ExecutedNodes(call);

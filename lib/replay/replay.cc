@@ -29,10 +29,6 @@ using Clock = std::chrono::steady_clock;
 const std::set<std::string> kDenied = {"aten::from_file", "aten::warn", "prim::Print", "aten::_print",
                                        "prim::RaiseException", "aten::_assert_async"};
 
-std::string OpLabel(const Op& op) {
-  return op.overload.empty() ? op.name : op.name + "." + op.overload;
-}
-
 std::string Where(int64_t call, const Op& op) {
   return "call " + std::to_string(call) + ", op " + std::to_string(op.index) + " (" + OpLabel(op) + ")";
 }
@@ -148,15 +144,6 @@ class Compiler {
     return false;
   }
 
-  template <typename F>
-  static void ForEachTensor(const Arg& a, F f) {
-    if (a.kind == Arg::Kind::kTensor && a.tensor >= 0) f(a.tensor);
-    if (a.kind == Arg::Kind::kTensorList)
-      for (int64_t id : a.ints)
-        if (id >= 0) f(id);
-    if (a.kind == Arg::Kind::kList)
-      for (const Arg& item : a.items) ForEachTensor(item, f);
-  }
 
   // Byte range [begin, end) a tensor's elements span in its storage.
   std::pair<int64_t, int64_t> Extent(int64_t id) const {
@@ -727,14 +714,8 @@ class Runner {
     auto drop = [&](int64_t id) {
       if (p_.last_use[size_t(id)] <= ready.op->index && !p_.keep[size_t(id)]) env_[size_t(id)] = at::Tensor();
     };
-    for (const std::vector<Arg>* list : {&ready.op->args, &ready.op->outputs}) {
-      for (const Arg& a : *list) {
-        if (a.kind == Arg::Kind::kTensor && a.tensor >= 0) drop(a.tensor);
-        if (a.kind == Arg::Kind::kTensorList)
-          for (int64_t id : a.ints)
-            if (id >= 0) drop(id);
-      }
-    }
+    for (const std::vector<Arg>* list : {&ready.op->args, &ready.op->outputs})
+      for (const Arg& a : *list) ForEachTensor(a, drop);
   }
 
   const Program& p_;

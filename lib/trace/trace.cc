@@ -155,6 +155,8 @@ std::string ListText(const std::vector<T>& items, F text) {
 
 }  // namespace
 
+std::string OpLabel(const Op& op) { return op.overload.empty() ? op.name : op.name + "." + op.overload; }
+
 std::string ArgText(const Arg& arg) {
   using K = Arg::Kind;
   switch (arg.kind) {

@@ -262,4 +262,18 @@ namespace cautograd {
 // Canonical one-line text of an argument ("3", "[2, 3]", "float32", "None"),
 // used by guards, show and diff so that equal values read the same.
 std::string ArgText(const Arg& arg);
+
+// "aten::mm", "aten::sum.dim_IntList": an op as messages name it.
+std::string OpLabel(const Op& op);
+
+// Calls f(id) for every defined tensor an argument holds, in lists too.
+template <typename F>
+void ForEachTensor(const Arg& a, F f) {
+  if (a.kind == Arg::Kind::kTensor && a.tensor >= 0) f(a.tensor);
+  if (a.kind == Arg::Kind::kTensorList)
+    for (int64_t id : a.ints)
+      if (id >= 0) f(id);
+  if (a.kind == Arg::Kind::kList)
+    for (const Arg& item : a.items) ForEachTensor(item, f);
+}
 }  // namespace cautograd
