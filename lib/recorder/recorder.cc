@@ -1,5 +1,6 @@
 #include "lib/recorder/recorder.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -115,7 +116,8 @@ struct CallRecorder {
   // by the Recorder, used for the one root the engine leaves out of the task.
   std::function<std::shared_ptr<ta::Node>(uint64_t, uint64_t)> forward_node;
   bool selected = false;
-  bool done = false;
+  bool done = false;      // Complete() ran: the call's data is final
+  bool finished = false;  // the engine's final callback ran
   ValuesMode values = ValuesMode::kInts;
   std::mutex mu;
   Call call;
@@ -583,7 +585,15 @@ struct FrameContext : at::ObserverContext {
 
 struct Recorder::State {
   RecorderOptions options;
-  at::CallbackHandle handle = 0;
+  // Two callbacks. The light one sees only backward nodes, asks for no
+  // inputs, and counts calls: installed all the time, it costs close to
+  // nothing, because ops of other scopes then build no RecordFunction at
+  // all. The heavy one sees every op with its inputs and outputs; it is in
+  // only while a call that may be recorded can come: from the end of the
+  // call before it (so that the forward pass that builds its graph is seen)
+  // to the end of the last call that may be recorded.
+  at::CallbackHandle light = 0;
+  std::atomic<at::CallbackHandle> heavy{0};  // read without the lock by the light callback
   std::mutex mu;
   std::string error;
   bool disabled = false;
@@ -633,11 +643,25 @@ struct Recorder::State {
     error = why;
   }
 
+  // Whether the next call to start may be recorded. Under mu.
+  bool NextMaySelect() const {
+    return options.calls.Selects(calls_seen) &&
+           (options.calls.max_calls < 0 || calls_recorded < options.calls.max_calls);
+  }
+
+  // Puts the heavy callback in or takes it out. Under mu.
+  void SetHeavy(bool on);
+
   CallRecorder* CallFor(const std::unordered_set<ta::Node*>* task) {
     std::lock_guard<std::mutex> lock(mu);
     if (disabled) return nullptr;
     auto it = active.find(task);
     if (it != active.end()) return it->second;
+    // Calls that finished before this one began have no frame open any
+    // more: free them, so a long run does not grow.
+    all_calls.erase(std::remove_if(all_calls.begin(), all_calls.end(),
+                                   [](const std::unique_ptr<CallRecorder>& c) { return c->finished; }),
+                    all_calls.end());
     auto call = std::make_unique<CallRecorder>();
     CallRecorder* c = call.get();
     c->task = task;
@@ -645,7 +669,9 @@ struct Recorder::State {
     c->values = options.values;
     c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
     c->call.index = calls_seen++;
-    c->selected = options.calls.Selects(c->call.index) &&
+    // A call that starts while the heavy callback is out cannot be
+    // recorded whole; it only happens when calls overlap in time.
+    c->selected = heavy.load() != 0 && options.calls.Selects(c->call.index) &&
                   (options.calls.max_calls < 0 || calls_recorded < options.calls.max_calls);
     active.emplace(task, c);
     all_calls.push_back(std::move(call));
@@ -671,6 +697,10 @@ struct Recorder::State {
     {
       std::lock_guard<std::mutex> lock(mu);
       active.erase(c->task);
+      c->finished = true;
+      bool recording = false;
+      for (const auto& [task, other] : active) recording |= other->selected;
+      if (!disabled) SetHeavy(recording || NextMaySelect());
     }
     if (!c->selected) return;
     try {
@@ -686,11 +716,11 @@ struct Recorder::State {
       std::lock_guard<std::mutex> lock(mu);
       if (disabled) return;
       call.index = calls_completed++;
-      // Once every call it may record is done, the recorder takes its
-      // callback out, so the rest of the program runs at full speed.
-      if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls && handle) {
-        at::removeCallback(handle);
-        handle = 0;
+      // Once every call it may record is done, the light callback goes
+      // too: the rest of the program runs as if the recorder were not there.
+      if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls && light) {
+        at::removeCallback(light);
+        light = 0;
       }
     }
     // Outside the lock: on_call may ask the Recorder for its error().
@@ -857,7 +887,36 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
   }
 }
 
+// Counts the calls the heavy callback is not there to see.
+std::unique_ptr<at::ObserverContext> OnLightStart(const at::RecordFunction&) {
+  if (t_busy) return nullptr;
+  Recorder::State* st = g_state.load(std::memory_order_acquire);
+  if (!st || st->heavy) return nullptr;
+  const auto* task = ta::get_current_graph_task_nodes_in_graph();
+  if (!task) return nullptr;
+  BusyGuard busy;
+  try {
+    st->CallFor(task);
+  } catch (const std::exception& e) {
+    st->Disable(std::string("recording stopped: ") + e.what());
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+void Recorder::State::SetHeavy(bool on) {
+  if (on == (heavy.load() != 0)) return;
+  if (on) {
+    heavy = at::addGlobalCallback(
+        at::RecordFunctionCallback(&OnStart, &OnEnd).needsInputs(true).needsOutputs(true));
+  } else {
+    at::removeCallback(heavy.load());
+    heavy = 0;
+    std::lock_guard<std::mutex> lock(forward_mu);
+    forward_nodes.clear();  // only the next recorded call's forward matters
+  }
+}
 
 Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
@@ -867,8 +926,10 @@ Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) 
     state_->error = "another cautograd recorder is already active in this process";
     return;
   }
-  state_->handle = at::addGlobalCallback(
-      at::RecordFunctionCallback(&OnStart, &OnEnd).needsInputs(true).needsOutputs(true));
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->light = at::addGlobalCallback(
+      at::RecordFunctionCallback(&OnLightStart).scopes({at::RecordScope::BACKWARD_FUNCTION}));
+  state_->SetHeavy(state_->NextMaySelect());
 }
 
 Recorder::~Recorder() { Finish(); }
@@ -911,9 +972,10 @@ Trace Recorder::Finish() {
   Recorder::State* mine = state_.get();
   g_state.compare_exchange_strong(mine, nullptr);
   std::lock_guard<std::mutex> lock(state_->mu);
-  if (state_->handle) {
-    at::removeCallback(state_->handle);
-    state_->handle = 0;
+  state_->SetHeavy(false);
+  if (state_->light) {
+    at::removeCallback(state_->light);
+    state_->light = 0;
   }
   Trace trace = std::move(state_->trace);
   state_->trace = Trace();
