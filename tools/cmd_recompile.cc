@@ -10,6 +10,7 @@
 
 #include "lib/recompile/cache_sim.h"
 #include "lib/recompile/compiled_program.h"
+#include "lib/recompile/reason_text.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
 
@@ -18,72 +19,6 @@ namespace cautograd {
 namespace {
 
 using nlohmann::json;
-
-std::string NodeText(const std::string& type, int64_t node_call, const std::string& leaf) {
-  return type + " (NodeCall " + std::to_string(node_call) + (leaf.empty() ? "" : ", " + leaf) + ")";
-}
-
-std::string TensorText(const std::string& role, int64_t tensor) {
-  return role + " t" + std::to_string(tensor);
-}
-
-// Where a size input comes from: "dim 0 of saved t7 of NllLossBackward0
-// (NodeCall 0)".
-std::string SizeWhere(const std::string& role, int64_t tensor, const std::string& what, int64_t dim,
-                      const std::string& op_name, int64_t op, const std::string& node_type, int64_t node_call,
-                      const std::string& leaf) {
-  std::string out = op >= 0 ? "element " + std::to_string(dim) + " of argument '" + what + "' of " + op_name +
-                                  " (op " + std::to_string(op) + ")"
-                            : (what == "size" ? "dim " : what + " ") + std::to_string(dim) + " of " +
-                                  TensorText(role, tensor);
-  return out + " in " + NodeText(node_type, node_call, op >= 0 ? "" : leaf);
-}
-
-std::string SizeWhere(const SizeInput& s) {
-  return SizeWhere(s.where.role, s.where.tensor, s.where.what, s.where.dim, s.op_name, s.where.op, s.node_type,
-                   s.node_call, s.leaf);
-}
-
-// One reason, for a person: node, tensor or argument, what changed, old -> new.
-std::string ReasonText(const MissReason& r) {
-  using K = MissReason::Kind;
-  const std::string node = NodeText(r.node_type, r.node_call, r.leaf);
-  switch (r.kind) {
-    case K::kCacheEmpty:
-      return "the cache is empty: first compile" + (r.node_type.empty() ? "" : ", starting at " + node);
-    case K::kNodeType:
-      if (r.old_value.empty()) return "new autograd node " + node + ", where the cached graphs had ended";
-      return "new autograd node " + node + ", where the cached graph has " + r.old_value;
-    case K::kGraphEnds:
-      return "the graph ends after " + node + ", where the cached graph goes on with " + r.old_value + " (NodeCall " +
-             std::to_string(r.node_call + 1) + ")";
-    case K::kHooks:
-      return node + ": hooks " + r.old_value + " -> " + r.new_value;
-    case K::kEdges:
-      return node + ": next edges " + r.old_value + " -> " + r.new_value;
-    case K::kTensorCount:
-      return node + ": lifts " + r.old_value + " tensors -> " + r.new_value;
-    case K::kTensor:
-      if (r.role == "old_grad" && r.field == "defined")
-        return node + ": " + TensorText(r.role, r.tensor) + " (.grad before the call) was " + r.old_value +
-               ", now " + r.new_value;
-      return node + ": " + TensorText(r.role, r.tensor) + " " + r.field + " " + r.old_value + " -> " + r.new_value;
-    case K::kScalar:
-      if (r.arg.empty()) return node + ": its ops' scalars [" + r.old_value + "] -> [" + r.new_value + "]";
-      return node + ": " + r.op_name + " (op " + std::to_string(r.op) + ") argument '" + r.arg + "' " + r.old_value +
-             " -> " + r.new_value;
-    case K::kSizeCount:
-      if (r.field == "rank")
-        return node + ": " + TensorText(r.role, r.tensor) + " rank " + r.old_value + " -> " + r.new_value;
-      return node + ": " + r.op_name + " argument '" + r.arg + "' length " + r.old_value + " -> " + r.new_value;
-    case K::kSize:
-      return "sizes[" + std::to_string(r.size_index) + "] = " +
-             SizeWhere(r.role, r.tensor, r.arg.empty() ? "size" : r.arg, r.dim, r.op_name, r.op, r.node_type,
-                       r.node_call, r.leaf) +
-             ": " + r.old_value + " -> " + r.new_value + (r.now_dynamic ? ", now dynamic" : ", stays static");
-  }
-  return "";
-}
 
 std::string Percent(double v) {
   char buf[16];
@@ -199,7 +134,7 @@ class RecompileCommand : public Command {
       }
       for (const EntrySize& s : e.sizes) {
         if (!s.dynamic) continue;
-        std::cout << "  sizes[" << s.input.index << "] = " << SizeWhere(s.input) << ": seen " << Values(s.seen)
+        std::cout << "  sizes[" << s.input.index << "] = " << SizeInputText(s.input) << ": seen " << Values(s.seen)
                   << "; dynamic since " << CallName(sim.calls[size_t(s.dynamic_since)]) << "\n";
       }
     }
@@ -244,7 +179,7 @@ class RecompileCommand : public Command {
 
   static json SizeJson(const SizeInput& s) {
     json js = {{"index", s.index}, {"node_call", s.node_call}, {"node_type", s.node_type},
-               {"index_in_node", s.index_in_node}, {"dim", s.where.dim}, {"text", SizeWhere(s)}};
+               {"index_in_node", s.index_in_node}, {"dim", s.where.dim}, {"text", SizeInputText(s)}};
     if (s.where.op >= 0) {
       js["op"] = s.where.op;
       js["op_name"] = s.op_name;
@@ -342,7 +277,7 @@ class RecompileCommand : public Command {
     const Op& op = call.ops[size_t(pop.op)];
     if (pop.kind == ProgramOp::Kind::kEngine || op.node < 0) return "engine";
     const Node& node = call.nodes[size_t(op.node)];
-    std::string where = NodeText(node.type, pop.node_call, node.leaf ? node.leaf->name : "");
+    std::string where = NodeCallText(node.type, pop.node_call, node.leaf ? node.leaf->name : "");
     switch (pop.kind) {
       case ProgramOp::Kind::kHook: return "pre-hook of " + where;
       case ProgramOp::Kind::kPostNode: return "outputs of " + where;
@@ -368,7 +303,7 @@ class RecompileCommand : public Command {
     for (const ProgramInput& in : p.inputs) {
       std::cout << "  t" << in.tensor << ": " << ShapeText(in) << " " << in.role;
       if (in.node_call >= 0)
-        std::cout << (in.role == "saved" ? " by " : " of ") << NodeText(in.node_type, in.node_call, "");
+        std::cout << (in.role == "saved" ? " by " : " of ") << NodeCallText(in.node_type, in.node_call, "");
       if (!in.name.empty()) std::cout << " (" << in.name << ")";
       std::cout << "\n";
     }
@@ -381,7 +316,7 @@ class RecompileCommand : public Command {
         for (const SizeSymbol& s : pop.symbols) used.insert(s.size_index);
       for (int64_t j : p.size_symbols) {
         const SizeInput& in = e.sizes[size_t(j)].input;
-        std::cout << "  " << Symbol(j) << " = sizes[" << j << "] = " << SizeWhere(in);
+        std::cout << "  " << Symbol(j) << " = sizes[" << j << "] = " << SizeInputText(in);
         // Sizes of gradients the program computes itself are checked, not passed in.
         if (!used.count(j))
           std::cout << (in.where.op >= 0 ? " (checked only: the op is dead)"

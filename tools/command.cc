@@ -14,10 +14,12 @@ std::vector<std::string> g_command_line;
 
 std::vector<std::unique_ptr<Command>> MakeCommands() {
   std::vector<std::unique_ptr<Command>> commands;
+  commands.push_back(MakeDiffCommand());
   commands.push_back(MakeRecordCommand());
   commands.push_back(MakeRecompileCommand());
   commands.push_back(MakeReplayCommand());
   commands.push_back(MakeShowCommand());
+  commands.push_back(MakeBenchCommand());
   return commands;
 }
 
@@ -37,7 +39,8 @@ int RunCli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cautograd ") + kToolVersion + " (trace format v" +
                                         std::to_string(kTraceVersion) + ")");
   app.require_subcommand(1);
-  app.footer("Exit status: 0 success, 1 replay --check diverged, 2 bad usage or input, 3 failure.\n"
+  app.footer("Exit status: 0 success, 1 diff found differences or replay --check diverged, 2 bad usage or input,\n"
+             "3 failure.\n"
              "Run 'cautograd COMMAND --help' for a command's flags.");
 
   std::vector<std::unique_ptr<Command>> commands = MakeCommands();

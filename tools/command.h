@@ -30,6 +30,8 @@ class Command {
   virtual int Run() = 0;
 };
 
+std::unique_ptr<Command> MakeBenchCommand();
+std::unique_ptr<Command> MakeDiffCommand();
 std::unique_ptr<Command> MakeRecordCommand();
 std::unique_ptr<Command> MakeRecompileCommand();
 std::unique_ptr<Command> MakeReplayCommand();

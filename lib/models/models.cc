@@ -36,6 +36,7 @@ constexpr int kMaxSteps = 10000;
 struct RunSettings {
   int batch = 0;
   int steps = 0;
+  std::function<void(const at::Tensor& loss)> run_backward;  // ModelOptions::run_backward
 };
 
 enum class GradReset { kNoneThenZero, kSetToNone };
@@ -70,7 +71,8 @@ void Train(torch::nn::Module& net, const RunSettings& settings, GradReset reset,
   for (int step = 0; step < settings.steps; ++step) {
     ResetGrads(params, reset, step);
     torch::Tensor loss = loss_for_step(step);
-    loss.backward();
+    if (settings.run_backward) settings.run_backward(loss);
+    else loss.backward();
     run->losses.push_back(loss.item<double>());
     if (step + 1 == settings.steps) {
       for (const auto& [name, p] : params) {
@@ -499,6 +501,7 @@ bool RunModel(const std::string& name, const ModelOptions& options,
       options.batch == 0 ? entry->info.default_batch : options.batch;
   settings.steps =
       options.steps == 0 ? entry->info.default_steps : options.steps;
+  settings.run_backward = options.run_backward;
   if (settings.batch < 1 || settings.batch > kMaxBatch) {
     return Fail(err, "batch must be between 1 and " +
                          std::to_string(kMaxBatch) + ", got " +

@@ -24,6 +24,10 @@ struct ModelOptions {
   int steps = 0;   // 0: the model's default
   int batch = 0;   // 0: the model's default
   uint64_t seed = 0;
+  // If set, each step calls it with the loss instead of loss.backward()
+  // (cautograd bench times backward repeatedly on one graph). It must leave
+  // every .grad as one backward would; the step goes on from there.
+  std::function<void(const at::Tensor& loss)> run_backward;
 };
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/trace/tolerance.h"
 #include "lib/trace/trace.h"
 
 namespace cautograd {
@@ -21,7 +22,7 @@ namespace cautograd {
 struct ReplayOptions {
   int64_t call = -1;  // -1: every call, in order
   bool check = false;
-  double rtol = -1;   // < 0: by dtype (see DefaultTolerance)
+  double rtol = -1;   // < 0: by dtype (see DefaultTolerance in lib/trace/tolerance.h)
   double atol = -1;
   uint64_t seed = 0;  // for inputs the trace holds no values for
   std::vector<std::string> allow_namespaces;  // beyond aten and prim
@@ -31,13 +32,6 @@ struct ReplayOptions {
   // Called before each op runs, with (call index, op index).
   std::function<void(int64_t, int64_t)> before_op;
 };
-
-struct Tolerance {
-  double rtol = 0, atol = 0;
-};
-// torch.testing's defaults: float32 1.3e-6/1e-5, float64 1e-7/1e-7,
-// float16 1e-3/1e-5, bfloat16 1.6e-2/1e-5; integers and bool exact.
-Tolerance DefaultTolerance(const std::string& dtype);
 
 // Where a replayed value first differed from the recorded one.
 struct Divergence {

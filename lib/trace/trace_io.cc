@@ -1,5 +1,6 @@
 #include "lib/trace/trace_io.h"
 
+#include <array>
 #include <cmath>
 #include <cerrno>
 #include <cstdio>
@@ -70,11 +71,30 @@ const char* JsonTypeName(const json& j) {
   }
 }
 
+// A call's arrays of records, in the order the reader checks them: each may
+// refer only to those before it (a tensor to its storage, an op to its node
+// and tensors, a value to its op).
+enum Section {
+  kStorages, kTensors, kNodes, kOps, kValues,            // fields of the call
+  kGuardNodes, kGuardTensors, kGuardScalars, kGuardSizes,  // fields of its guards
+  kSections
+};
+constexpr const char* kSectionKeys[kSections] = {"storages", "tensors", "nodes",   "ops",  "values",
+                                                 "nodes",    "tensors", "scalars", "sizes"};
+bool IsGuardSection(int s) { return s >= kGuardNodes; }
+
+// Which sections of a call were read record by record as the text was
+// parsed (StreamingReader), and hold only an empty array in the document.
+using Streamed = std::array<bool, kSections>;
+
 class TraceParser {
  public:
   TraceParser(const std::string& source, std::string* err) : source_(source), err_(err) {}
+  friend class StreamingReader;
 
-  bool Parse(const json& root, Trace* trace) {
+  // `calls_read`: the calls were read and checked while parsing; only the
+  // rest of the document is left to check.
+  bool Parse(const json& root, Trace* trace, bool calls_read = false) {
     Path top;
     if (!root.is_object()) return Fail(top, std::string("expected an object, found ") + JsonTypeName(root));
     std::string format;
@@ -95,22 +115,103 @@ class TraceParser {
     if (!ParseMeta(root, top, &trace->meta)) return false;
     const json* calls = nullptr;
     if (!Array(root, "calls", top, &calls)) return false;
+    if (calls_read) return true;
     Path calls_path = top.Key("calls");
     trace->calls.resize(calls->size());
     for (size_t i = 0; i < calls->size(); ++i) {
       Path p = calls_path.At(int64_t(i));
-      if (!ParseCall((*calls)[i], p, &trace->calls[i])) return false;
-      if (trace->calls[i].index != int64_t(i))
-        return Fail(p.Key("index"), "call index " + std::to_string(trace->calls[i].index) +
-                                        " at position " + std::to_string(i));
+      if (!ParseCall((*calls)[i], p, &trace->calls[i]) || !CheckCallIndex(trace->calls[i], p, int64_t(i)))
+        return false;
     }
     return true;
   }
 
- private:
+  bool CheckCallIndex(const Call& call, const Path& p, int64_t position) {
+    if (call.index == position) return true;
+    return Fail(p.Key("index"), "call index " + std::to_string(call.index) + " at position " + std::to_string(position));
+  }
+
   bool Fail(const Path& at, const std::string& what) {
     *err_ = source_ + ": " + at.Render() + ": " + what;
     return false;
+  }
+
+  // The fields of a call before its sections.
+  bool ParseCallHeader(const json& c, const Path& p, Call* call) {
+    if (!Object(c, p)) return false;
+    if (!NonNegative(c, "index", p, &call->index)) return false;
+    if (!String(c, "api", p, &call->api)) return false;
+    if (call->api != "backward" && call->api != "grad")
+      return Fail(p.Key("api"), "unknown api '" + call->api + "' (backward or grad)");
+    if (!Bool(c, "create_graph", p, &call->create_graph)) return false;
+    if (!Bool(c, "keep_graph", p, &call->keep_graph)) return false;
+    if (!Double(c, "duration_us", p, &call->duration_us)) return false;
+    return Double(c, "start_unix_s", p, &call->start_unix_s);
+  }
+
+  // Roots name nodes: checked once every node is read.
+  bool ParseRoots(const json& c, const Path& p, Call* call) {
+    if (!IntList(c, "roots", p, &call->roots)) return false;
+    for (size_t i = 0; i < call->roots.size(); ++i)
+      if (!NodeRef(call->roots[i], *call, p.Key("roots").At(int64_t(i)), false)) return false;
+    return true;
+  }
+
+  // One record of a section, appended to the call: `at` is its path,
+  // `position` its index in the section.
+  bool ParseRecord(int section, const json& e, const Path& at, int64_t position, Call* call) {
+    switch (section) {
+      case kStorages: return Append(&call->storages, [&](StorageInfo* x) { return ParseStorage(e, at, position, x); });
+      case kTensors: return Append(&call->tensors, [&](TensorInfo* x) { return ParseTensor(e, at, position, *call, x); });
+      case kNodes: return Append(&call->nodes, [&](Node* x) { return ParseNode(e, at, position, *call, x); });
+      case kOps: return Append(&call->ops, [&](Op* x) { return ParseOp(e, at, position, *call, x); });
+      case kValues: return Append(&call->values, [&](Value* x) { return ParseValue(e, at, *call, x); });
+      case kGuardNodes: return Append(&call->guards.nodes, [&](GuardNode* x) { return ParseGuardNode(e, at, *call, x); });
+      case kGuardTensors:
+        return Append(&call->guards.tensors, [&](GuardTensor* x) { return ParseGuardTensor(e, at, *call, x); });
+      case kGuardScalars:
+        return Append(&call->guards.scalars, [&](GuardScalar* x) { return ParseGuardScalar(e, at, *call, x); });
+      case kGuardSizes: return Append(&call->guards.sizes, [&](GuardSize* x) { return ParseGuardSize(e, at, *call, x); });
+    }
+    return false;
+  }
+
+  // The array of a section under `parent` (the call, or its guards): present
+  // always, its records parsed unless they were streamed.
+  bool ParseSection(int section, const json& parent, const Path& p, bool streamed, Call* call) {
+    const json* arr = nullptr;
+    if (!Array(parent, kSectionKeys[section], p, &arr)) return false;
+    if (streamed) return true;
+    for (size_t i = 0; i < arr->size(); ++i)
+      if (!ParseRecord(section, (*arr)[i], p.KeyAt(kSectionKeys[section], int64_t(i)), int64_t(i), call))
+        return false;
+    return true;
+  }
+
+  bool ParseCall(const json& c, const Path& p, Call* call, const Streamed& streamed = Streamed{}) {
+    if (!ParseCallHeader(c, p, call)) return false;
+    for (int s : {kStorages, kTensors, kNodes})
+      if (!ParseSection(s, c, p, streamed[size_t(s)], call)) return false;
+    if (!CheckEdges(*call, p)) return false;
+    if (!ParseRoots(c, p, call)) return false;
+    for (int s : {kOps, kValues})
+      if (!ParseSection(s, c, p, streamed[size_t(s)], call)) return false;
+    const json* g = Field(c, "guards", p, true);
+    if (!g) return false;
+    const Path gp = p.Key("guards");
+    if (!Object(*g, gp)) return false;
+    for (int s = kGuardNodes; s < kSections; ++s)
+      if (!ParseSection(s, *g, gp, streamed[size_t(s)], call)) return false;
+    return true;
+  }
+
+ private:
+  template <typename T, typename F>
+  static bool Append(std::vector<T>* records, F parse) {
+    T record;
+    if (!parse(&record)) return false;
+    records->push_back(std::move(record));
+    return true;
   }
 
   // --- typed field access -------------------------------------------------
@@ -272,57 +373,6 @@ class TraceParser {
     if (!ParseValuesMode(values, &meta->values))
       return Fail(p.Key("values"), "unknown values mode '" + values + "' (none, ints or all)");
     return true;
-  }
-
-  bool ParseCall(const json& c, const Path& p, Call* call) {
-    if (!Object(c, p)) return false;
-    if (!NonNegative(c, "index", p, &call->index)) return false;
-    if (!String(c, "api", p, &call->api)) return false;
-    if (call->api != "backward" && call->api != "grad")
-      return Fail(p.Key("api"), "unknown api '" + call->api + "' (backward or grad)");
-    if (!Bool(c, "create_graph", p, &call->create_graph)) return false;
-    if (!Bool(c, "keep_graph", p, &call->keep_graph)) return false;
-    if (!Double(c, "duration_us", p, &call->duration_us)) return false;
-    if (!Double(c, "start_unix_s", p, &call->start_unix_s)) return false;
-
-    const json* arr = nullptr;
-    if (!Array(c, "storages", p, &arr)) return false;
-    call->storages.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i)
-      if (!ParseStorage((*arr)[i], p.Key("storages").At(int64_t(i)), int64_t(i), &call->storages[i]))
-        return false;
-
-    if (!Array(c, "tensors", p, &arr)) return false;
-    call->tensors.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i)
-      if (!ParseTensor((*arr)[i], p.Key("tensors").At(int64_t(i)), int64_t(i), *call, &call->tensors[i]))
-        return false;
-
-    if (!Array(c, "nodes", p, &arr)) return false;
-    call->nodes.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i)
-      if (!ParseNode((*arr)[i], p.Key("nodes").At(int64_t(i)), int64_t(i), *call, &call->nodes[i]))
-        return false;
-    if (!CheckEdges(*call, p)) return false;
-    if (!IntList(c, "roots", p, &call->roots)) return false;
-    for (size_t i = 0; i < call->roots.size(); ++i)
-      if (!NodeRef(call->roots[i], *call, p.Key("roots").At(int64_t(i)), false)) return false;
-
-    if (!Array(c, "ops", p, &arr)) return false;
-    call->ops.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i)
-      if (!ParseOp((*arr)[i], p.Key("ops").At(int64_t(i)), int64_t(i), *call, &call->ops[i]))
-        return false;
-
-    if (!Array(c, "values", p, &arr)) return false;
-    call->values.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i)
-      if (!ParseValue((*arr)[i], p.Key("values").At(int64_t(i)), *call, &call->values[i]))
-        return false;
-
-    const json* g = Field(c, "guards", p, true);
-    if (!g) return false;
-    return ParseGuards(*g, p.Key("guards"), *call, &call->guards);
   }
 
   bool ParseStorage(const json& s, const Path& p, int64_t position, StorageInfo* st) {
@@ -708,86 +758,298 @@ class TraceParser {
     return true;
   }
 
-  bool ParseGuards(const json& g, const Path& p, const Call& call, Guards* guards) {
-    if (!Object(g, p)) return false;
-    const json* arr = nullptr;
-    if (!Array(g, "nodes", p, &arr)) return false;
-    guards->nodes.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i) {
-      Path np = p.KeyAt("nodes", int64_t(i));
-      const json& n = (*arr)[i];
-      GuardNode& gn = guards->nodes[i];
-      if (!Object(n, np)) return false;
-      if (!Int(n, "node", np, &gn.node) || !NodeRef(gn.node, call, np.Key("node"), false)) return false;
-      if (!String(n, "type", np, &gn.type)) return false;
-      const json* kinds = nullptr;
-      if (!Array(n, "hooks", np, &kinds)) return false;
-      for (size_t k = 0; k < kinds->size(); ++k) {
-        if (!(*kinds)[k].is_string()) return WrongType((*kinds)[k], np.Key("hooks").At(int64_t(k)), "a string");
-        gn.hook_kinds.push_back((*kinds)[k].get<std::string>());
-      }
-      gn.num_hooks = int(gn.hook_kinds.size());
+  bool ParseGuardNode(const json& n, const Path& np, const Call& call, GuardNode* gn) {
+    if (!Object(n, np)) return false;
+    if (!Int(n, "node", np, &gn->node) || !NodeRef(gn->node, call, np.Key("node"), false)) return false;
+    if (!String(n, "type", np, &gn->type)) return false;
+    const json* kinds = nullptr;
+    if (!Array(n, "hooks", np, &kinds)) return false;
+    for (size_t k = 0; k < kinds->size(); ++k) {
+      if (!(*kinds)[k].is_string()) return WrongType((*kinds)[k], np.Key("hooks").At(int64_t(k)), "a string");
+      gn->hook_kinds.push_back((*kinds)[k].get<std::string>());
     }
-    if (!Array(g, "tensors", p, &arr)) return false;
-    guards->tensors.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i) {
-      Path tp = p.KeyAt("tensors", int64_t(i));
-      const json& t = (*arr)[i];
-      GuardTensor& gt = guards->tensors[i];
-      if (!Object(t, tp)) return false;
-      if (!Int(t, "node", tp, &gt.node) || !NodeRef(gt.node, call, tp.Key("node"), false)) return false;
-      if (!Int(t, "tensor", tp, &gt.tensor) || !TensorRef(gt.tensor, call, tp.Key("tensor"), true)) return false;
-      if (!String(t, "role", tp, &gt.role)) return false;
-      if (!Bool(t, "defined", tp, &gt.defined)) return false;
-      if (!String(t, "dtype", tp, &gt.dtype)) return false;
-      if (!String(t, "device", tp, &gt.device)) return false;
-      if (!Bool(t, "requires_grad", tp, &gt.requires_grad)) return false;
-    }
-    if (!Array(g, "scalars", p, &arr)) return false;
-    guards->scalars.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i) {
-      Path sp = p.KeyAt("scalars", int64_t(i));
-      const json& s = (*arr)[i];
-      GuardScalar& gs = guards->scalars[i];
-      if (!Object(s, sp)) return false;
-      if (!Int(s, "node", sp, &gs.node) || !NodeRef(gs.node, call, sp.Key("node"), true)) return false;
-      if (!Int(s, "op", sp, &gs.op)) return false;
-      if (gs.op < 0 || gs.op >= int64_t(call.ops.size()))
-        return Fail(sp.Key("op"), "op " + std::to_string(gs.op) + " is not in this call's ops");
-      if (!String(s, "arg", sp, &gs.arg)) return false;
-      if (!String(s, "value", sp, &gs.value)) return false;
-    }
-    if (!Array(g, "sizes", p, &arr)) return false;
-    guards->sizes.resize(arr->size());
-    for (size_t i = 0; i < arr->size(); ++i) {
-      Path sp = p.KeyAt("sizes", int64_t(i));
-      const json& s = (*arr)[i];
-      GuardSize& gs = guards->sizes[i];
-      if (!Object(s, sp)) return false;
-      if (!Int(s, "node", sp, &gs.node) || !NodeRef(gs.node, call, sp.Key("node"), true)) return false;
-      if (!Int(s, "tensor", sp, &gs.tensor) || !TensorRef(gs.tensor, call, sp.Key("tensor"), true)) return false;
-      if (!Int(s, "op", sp, &gs.op)) return false;
-      if (gs.op < -1 || gs.op >= int64_t(call.ops.size()))
-        return Fail(sp.Key("op"), "op " + std::to_string(gs.op) + " is not in this call's ops");
-      if (!String(s, "role", sp, &gs.role)) return false;
-      if (!String(s, "what", sp, &gs.what)) return false;
-      if (!NonNegative(s, "dim", sp, &gs.dim)) return false;
-      if (!Int(s, "value", sp, &gs.value)) return false;
-    }
+    gn->num_hooks = int(gn->hook_kinds.size());
     return true;
+  }
+
+  bool ParseGuardTensor(const json& t, const Path& tp, const Call& call, GuardTensor* gt) {
+    if (!Object(t, tp)) return false;
+    if (!Int(t, "node", tp, &gt->node) || !NodeRef(gt->node, call, tp.Key("node"), false)) return false;
+    if (!Int(t, "tensor", tp, &gt->tensor) || !TensorRef(gt->tensor, call, tp.Key("tensor"), true)) return false;
+    if (!String(t, "role", tp, &gt->role)) return false;
+    if (!Bool(t, "defined", tp, &gt->defined)) return false;
+    if (!String(t, "dtype", tp, &gt->dtype)) return false;
+    if (!String(t, "device", tp, &gt->device)) return false;
+    return Bool(t, "requires_grad", tp, &gt->requires_grad);
+  }
+
+  bool ParseGuardScalar(const json& s, const Path& sp, const Call& call, GuardScalar* gs) {
+    if (!Object(s, sp)) return false;
+    if (!Int(s, "node", sp, &gs->node) || !NodeRef(gs->node, call, sp.Key("node"), true)) return false;
+    if (!Int(s, "op", sp, &gs->op)) return false;
+    if (gs->op < 0 || gs->op >= int64_t(call.ops.size()))
+      return Fail(sp.Key("op"), "op " + std::to_string(gs->op) + " is not in this call's ops");
+    if (!String(s, "arg", sp, &gs->arg)) return false;
+    return String(s, "value", sp, &gs->value);
+  }
+
+  bool ParseGuardSize(const json& s, const Path& sp, const Call& call, GuardSize* gs) {
+    if (!Object(s, sp)) return false;
+    if (!Int(s, "node", sp, &gs->node) || !NodeRef(gs->node, call, sp.Key("node"), true)) return false;
+    if (!Int(s, "tensor", sp, &gs->tensor) || !TensorRef(gs->tensor, call, sp.Key("tensor"), true)) return false;
+    if (!Int(s, "op", sp, &gs->op)) return false;
+    if (gs->op < -1 || gs->op >= int64_t(call.ops.size()))
+      return Fail(sp.Key("op"), "op " + std::to_string(gs->op) + " is not in this call's ops");
+    if (!String(s, "role", sp, &gs->role)) return false;
+    if (!String(s, "what", sp, &gs->what)) return false;
+    if (!NonNegative(s, "dim", sp, &gs->dim)) return false;
+    return Int(s, "value", sp, &gs->value);
   }
 
   std::string source_;
   std::string* err_;
 };
 
+// Reads a trace while nlohmann's parser goes through its text: each record of
+// a call's sections (storages, tensors, nodes, ops, values, the guards'
+// lists) is checked and converted as soon as it is complete, then dropped
+// from the document, so a large trace never exists twice in memory, as a
+// document and as a Trace. The checks and their order are TraceParser's on
+// a whole document, so a bad file gives the same message either way. Where
+// a file's fields come in another order than the writer's (readers may not
+// depend on the layout), whatever cannot be checked yet stays in the
+// document and is checked when its call ends.
+class StreamingReader {
+ public:
+  StreamingReader(TraceParser* parser, Trace* trace) : parser_(parser), trace_(trace) {}
+
+  // nlohmann's parser callback: false drops the value just read.
+  bool Event(json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    switch (event) {
+      case E::key:
+        key_ = parsed.get<std::string>();
+        return true;
+      case E::object_start:
+      case E::array_start:
+        Open(event == E::array_start);
+        return true;
+      case E::object_end:
+      case E::array_end: {
+        Frame closed = std::move(stack_.back());
+        stack_.pop_back();
+        const bool keep = Close(closed, parsed);
+        return Completed(std::move(closed.key), parsed) && keep;
+      }
+      case E::value:
+        return Completed(stack_.empty() || stack_.back().array ? std::string() : key_, parsed);
+    }
+    return true;
+  }
+
+  // The calls were read here; the document holds none of them.
+  bool calls_read() const { return streaming_; }
+  bool failed() const { return failed_; }
+
+ private:
+  // An open object or array: the key it has in its parent ("" in an array),
+  // and for a section, which one.
+  struct Frame {
+    bool array = false;
+    std::string key;
+    int64_t next = 0;    // arrays: index of the next element
+    int section = -1;    // a section read record by record
+    bool named = false;  // its key names a section, streamed or not
+  };
+
+  struct CallState {
+    json head = json::object();  // the call's fields other than its sections, as read
+    bool header_checked = false, roots_checked = false;
+    bool kept = false;  // a section is kept in the document: stream nothing more of this call
+    Streamed streamed{}, done{};
+  };
+
+  enum Where { kElsewhere, kRoot, kCallsArray, kCallObject, kGuardsObject };
+
+  // What the innermost of the first `depth` open frames is.
+  Where At(size_t depth) const {
+    switch (depth) {
+      case 1: return stack_[0].array ? kElsewhere : kRoot;
+      case 2: return At(1) == kRoot && stack_[1].array && stack_[1].key == "calls" ? kCallsArray : kElsewhere;
+      case 3: return At(2) == kCallsArray && !stack_[2].array ? kCallObject : kElsewhere;
+      case 4: return At(3) == kCallObject && !stack_[3].array && stack_[3].key == "guards" ? kGuardsObject : kElsewhere;
+      default: return kElsewhere;
+    }
+  }
+  Where Top() const { return At(stack_.size()); }
+
+  int64_t call_position() const { return int64_t(trace_->calls.size()) - 1; }
+  Path CallPath(const Path& top) const { return top.KeyAt("calls", call_position()); }
+
+  void Open(bool array) {
+    Frame f;
+    f.array = array;
+    const Where parent = stack_.empty() ? kElsewhere : Top();
+    if (!stack_.empty() && !stack_.back().array) f.key = key_;
+    if (parent == kRoot && array && f.key == "calls") CallsOpen();
+    if (parent == kCallsArray && !array && streaming_) {
+      trace_->calls.emplace_back();
+      calls_.emplace_back();
+    }
+    if (streaming_ && (parent == kCallObject || parent == kGuardsObject)) {
+      int section = -1;
+      for (int s = 0; s < kSections; ++s)
+        if (IsGuardSection(s) == (parent == kGuardsObject) && f.key == kSectionKeys[s]) section = s;
+      f.named = section >= 0;
+      if (array && section >= 0 && SectionOpen(section)) f.section = section;
+    }
+    stack_.push_back(std::move(f));
+  }
+
+  // A container closed: false drops it.
+  bool Close(const Frame& f, const json& parsed) {
+    const Where parent = Top();
+    if (parent == kRoot && f.key != "calls") root_head_[f.key] = parsed;
+    // The call's small fields (roots), not a section kept whole.
+    if (parent == kCallObject && streaming_ && !f.named && f.key != "guards") calls_.back().head[f.key] = parsed;
+    if (f.section >= 0 && !failed_) {
+      CallState& c = calls_.back();
+      c.done[size_t(f.section)] = true;
+      Path top;
+      if (f.section == kNodes && !parser_->CheckEdges(trace_->calls.back(), CallPath(top))) failed_ = true;
+    }
+    if (parent == kCallsArray && streaming_ && !f.array) return CallClose(parsed);
+    return true;
+  }
+
+  // A value or container completed inside its parent: a record of a
+  // streamed section is read and dropped; a scalar field of the root or a
+  // call is noted.
+  bool Completed(const std::string& key, const json& parsed) {
+    if (stack_.empty()) return true;
+    Frame& parent = stack_.back();
+    const int64_t position = parent.next++;
+    const Where where = Top();
+    if (parsed.is_primitive() && where == kRoot) root_head_[key] = parsed;
+    if (parsed.is_primitive() && where == kCallObject && streaming_) calls_.back().head[key] = parsed;
+    if (where == kCallsArray && streaming_ && !parsed.is_object() && !failed_) {
+      // Not a call: the message the whole-document check gives.
+      Path top;
+      Call unused;
+      failed_ = !parser_->ParseCall(parsed, top.KeyAt("calls", position), &unused);
+      return true;
+    }
+    if (parent.section < 0 || failed_) return true;
+    Path top;
+    const Path call = CallPath(top);
+    const Path guards = call.Key("guards");
+    const Path at = (IsGuardSection(parent.section) ? guards : call).KeyAt(kSectionKeys[parent.section], position);
+    if (!parser_->ParseRecord(parent.section, parsed, at, position, &trace_->calls.back())) {
+      failed_ = true;
+      return true;
+    }
+    return false;
+  }
+
+  // The calls array starts: stream them if the fields before them (format,
+  // version, meta) came first and are good.
+  void CallsOpen() {
+    if (calls_seen_) {
+      Path top;
+      failed_ = !parser_->Fail(top.Key("calls"), "duplicate field 'calls'");
+      return;
+    }
+    calls_seen_ = true;
+    if (failed_ || !root_head_.contains("format") || !root_head_.contains("version") || !root_head_.contains("meta"))
+      return;
+    Trace scratch;
+    json head = root_head_;
+    head["calls"] = json::array();
+    if (!parser_->Parse(head, &scratch, true)) {
+      failed_ = true;
+      return;
+    }
+    streaming_ = true;
+  }
+
+  // Whether a section's records can be read as they come: everything the
+  // whole-document check does before them is done.
+  bool SectionOpen(int section) {
+    if (!streaming_ || failed_) return false;
+    CallState& c = calls_.back();
+    Call& call = trace_->calls.back();
+    Path top;
+    const Path p = CallPath(top);
+    if (c.streamed[size_t(section)]) {
+      const Path guards = p.Key("guards");
+      failed_ = !parser_->Fail((IsGuardSection(section) ? guards : p).Key(kSectionKeys[section]),
+                               std::string("duplicate field '") + kSectionKeys[section] + "'");
+      return false;
+    }
+    if (c.kept) return false;
+    for (int before = 0; before < section; ++before)
+      if (!c.done[size_t(before)]) return Keep(&c);
+    if (!c.header_checked) {
+      for (const char* field : {"index", "api", "create_graph", "keep_graph", "duration_us", "start_unix_s"})
+        if (!c.head.contains(field)) return Keep(&c);
+      if (!parser_->ParseCallHeader(c.head, p, &call)) return Failed();
+      c.header_checked = true;
+    }
+    if (section >= kOps && !c.roots_checked) {
+      if (!c.head.contains("roots")) return Keep(&c);
+      if (!parser_->ParseRoots(c.head, p, &call)) return Failed();
+      c.roots_checked = true;
+    }
+    c.streamed[size_t(section)] = true;
+    return true;
+  }
+
+  bool Failed() {
+    failed_ = true;
+    return false;
+  }
+
+  static bool Keep(CallState* c) {
+    c->kept = true;
+    return false;
+  }
+
+  // A call ends: what was not streamed is checked now, from the document,
+  // and the call's document dropped.
+  bool CallClose(const json& parsed) {
+    if (failed_) return true;
+    Path top;
+    const Path p = CallPath(top);
+    Call& call = trace_->calls.back();
+    const CallState& c = calls_.back();
+    if (!parser_->ParseCall(parsed, p, &call, c.streamed) || !parser_->CheckCallIndex(call, p, call_position())) {
+      failed_ = true;
+      return true;
+    }
+    return false;
+  }
+
+  TraceParser* parser_;
+  Trace* trace_;
+  std::vector<Frame> stack_;
+  std::string key_;
+  json root_head_ = json::object();  // the root's fields other than calls, as read
+  std::vector<CallState> calls_;
+  bool calls_seen_ = false, streaming_ = false, failed_ = false;
+};
+
 }  // namespace
 
 bool ParseTrace(const std::string& text, const std::string& source, Trace* trace,
                 std::string* err) {
+  *trace = Trace();
+  TraceParser parser(source, err);
+  StreamingReader reader(&parser, trace);
   json root;
   try {
-    root = json::parse(text);
+    root = json::parse(text, [&reader](int, json::parse_event_t event, json& parsed) {
+      return reader.Event(event, parsed);
+    });
   } catch (const json::parse_error& e) {
     std::string what = e.what();
     // nlohmann's text starts with "[json.exception.parse_error.101] parse error at ...".
@@ -797,9 +1059,8 @@ bool ParseTrace(const std::string& text, const std::string& source, Trace* trace
     *err = source + ": not valid JSON: " + what;
     return false;
   }
-  *trace = Trace();
-  TraceParser parser(source, err);
-  return parser.Parse(root, trace);
+  if (reader.failed()) return false;
+  return parser.Parse(root, trace, reader.calls_read());
 }
 
 bool ReadFile(const std::string& path, std::string* text, std::string* err) {

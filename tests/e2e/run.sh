@@ -267,5 +267,110 @@ contains "$tmp/err" "cannot import torch; record Python programs with /usr/bin/p
 expect 2 record_both -- "$bin" record --model mlp -o "$tmp/x.json" -- "$py" -c pass
 contains "$tmp/err" "not both" record_both
 
+# --- bench: structure only, never timings -------------------------------------
+expect 0 bench_model -- "$bin" bench --model mlp --iters 3 --warmup 1 --json
+if python3 - "$tmp/out" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b["mode"] == "model" and b["model"] == "mlp" and b["iters"] == 3, b
+assert b["check"]["passed"] is True and b["check"]["leaves"] == 6, b["check"]
+for row in ("eager backward", "replay", "compiled", "kernels (floor)"):
+    t = b["timings"][row]
+    assert t["p10_us"] <= t["median_us"] <= t["p90_us"] and t["median_us"] > 0, (row, t)
+    assert "ratio_to_eager" in t, row
+assert b["timings"]["compiled"]["ops"] > 0
+PY
+then ok; else bad "bench --model mlp --json: fields missing or inconsistent"; fi
+expect 0 bench_model_text -- "$bin" bench --model doublegrad --iters 2 --warmup 0
+contains "$tmp/out" "checked: replay and compiled give eager's gradients" bench_model_text
+contains "$tmp/out" "kernels (floor)" bench_model_text
+expect 0 bench_record -- "$bin" record --model lstm --steps 2 --values all -o "$tmp/bench.json"
+expect 0 bench_file -- "$bin" bench "$tmp/bench.json" --iters 2 --warmup 0 --json
+if python3 - "$tmp/out" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert b["mode"] == "file" and b["calls"] == 2 and b["checked"] is True, b
+assert b["load"]["bytes"] > 0 and b["load"]["mb_per_s"] > 0, b["load"]
+assert set(b["timings"]) == {"replay", "replay kernels", "compiled", "compiled kernels"}, b["timings"]
+assert b["top_ops"] and b["top_nodes"] and "interpreter_overhead_us_per_op" in b
+PY
+then ok; else bad "bench FILE --json: fields missing or inconsistent"; fi
+expect 0 bench_file_text -- "$bin" bench "$tmp/bench.json" --iters 2 --warmup 0
+contains "$tmp/out" "MB/s" bench_file_text
+contains "$tmp/out" "most expensive ops:" bench_file_text
+expect 0 bench_record_overhead -- "$bin" bench --record-overhead --model mlp --steps 3 --iters 1 --warmup 0 --json
+if python3 - "$tmp/out" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+assert set(b["timings"]) == {"off", "idle", "values none", "values ints", "values all"}, b["timings"]
+assert b["timings"]["off"]["ratio_to_off"] == 1
+PY
+then ok; else bad "bench --record-overhead --json: fields missing"; fi
+expect 2 bench_neither -- "$bin" bench
+one_line "$tmp/err" bench_neither
+contains "$tmp/err" "cautograd bench: give a trace FILE or --model NAME" bench_neither
+expect 2 bench_unknown_model -- "$bin" bench --model nosuch
+one_line "$tmp/err" bench_unknown_model
+contains "$tmp/err" "unknown model 'nosuch'" bench_unknown_model
+expect 2 bench_overhead_needs_model -- "$bin" bench --record-overhead "$tmp/bench.json"
+contains "$tmp/err" "--record-overhead needs --model NAME" bench_overhead_needs_model
+expect 2 bench_missing_file -- "$bin" bench "$tmp/nope.json"
+one_line "$tmp/err" bench_missing_file
+expect 2 bench_bad_iters -- "$bin" bench --model mlp --iters 0
+one_line "$tmp/err" bench_bad_iters
+
+# --- diff -------------------------------------------------------------------------
+# Golden renderings, named after their inputs and flags, with the exit status
+# each must give (tests/diff_golden/cases).
+while read -r expected status args; do
+  case "$expected" in '' | '#'*) continue ;; esac
+  # shellcheck disable=SC2086  # the arguments are words on purpose
+  (cd "$src" && "$bin" diff $args) >"$tmp/golden.out" 2>"$tmp/err"
+  got=$?
+  if [ "$got" -eq "$status" ]; then ok; else bad "diff golden $expected: exit $got, expected $status"; fi
+  if diff -b "$src/tests/diff_golden/$expected" "$tmp/golden.out" >"$tmp/golden.diff"; then ok; else
+    bad "diff golden $expected differs (tests/diff_golden/regenerate.sh rewrites it): $(head -c 600 "$tmp/golden.diff")"
+  fi
+done <"$src/tests/diff_golden/cases"
+
+# Recorded here and now: the same model twice is the same; a batch size is a
+# recompile for every batch dimension, and not a change of the graph.
+expect 0 "record mlp for diff" -- "$bin" record --model mlp --seed 3 --batch 2 --values all -o "$tmp/d2.json"
+expect 0 "record mlp again for diff" -- "$bin" record --model mlp --seed 3 --batch 2 --values all -o "$tmp/d2b.json"
+expect 0 "record mlp batch 4 for diff" -- "$bin" record --model mlp --seed 3 --batch 4 --values all -o "$tmp/d4.json"
+expect 0 diff_same_model -- "$bin" diff "$tmp/d2.json" "$tmp/d2b.json"
+contains "$tmp/out" "SAME: no differences in graph, numerics, guards, ops" diff_same_model
+expect 1 diff_batch -- "$bin" diff "$tmp/d2.json" "$tmp/d4.json" --format json
+if /usr/bin/python3 - "$tmp/out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["result"] == "fail" and "guards" in d["failing"] and d["counts"]["graph"] == 0, d["counts"]
+sizes = [x for x in d["differences"] if x["group"] == "guards"]
+assert sizes and all(x["kind"] == "size" and x["changes"][0]["old"] == "2" and x["changes"][0]["new"] == "4" for x in sizes)
+PY
+then ok; else bad "diff batch 2 vs 4 --format json: not a guards-size failure"; fi
+expect 0 diff_batch_call -- "$bin" diff "$tmp/d2.json" "$tmp/d4.json" --call 0 --fail-on graph
+contains "$tmp/out" "PASS: differences in" diff_batch_call
+if grep -q $'\033' "$tmp/out"; then bad "diff wrote colour to a pipe"; else ok; fi
+expect 0 diff_help -- "$bin" --help
+contains "$tmp/out" "1 diff found differences" diff_help
+contains "$tmp/out" "diff" diff_help
+
+# Bad input: exit 2 and one line that says what and how to fix it.
+expect 2 diff_bad_group -- "$bin" diff "$src/traces/mlp.json" "$src/traces/mlp.json" --fail-on graph,speed
+one_line "$tmp/err" diff_bad_group
+contains "$tmp/err" "cautograd diff: unknown group 'speed' in --fail-on; use graph, guards, ops, numerics, timing" diff_bad_group
+expect 2 diff_bad_format -- "$bin" diff "$src/traces/mlp.json" "$src/traces/mlp.json" --format html
+contains "$tmp/err" "cautograd diff: unknown --format 'html'; use text, json or markdown" diff_bad_format
+expect 2 diff_bad_call -- "$bin" diff "$src/traces/mlp.json" "$src/traces/embedding.json" --call 1
+one_line "$tmp/err" diff_bad_call
+contains "$tmp/err" "cautograd diff: no call 1 in '$src/traces/embedding.json': it has 1 (numbered from 0)" diff_bad_call
+expect 2 diff_missing -- "$bin" diff "$src/traces/mlp.json" "$tmp/nope.json"
+contains "$tmp/err" "cautograd diff: $tmp/nope.json: cannot open" diff_missing
+expect 2 diff_malformed -- "$bin" diff "$src/tests/malformed/truncated.json" "$src/traces/mlp.json"
+one_line "$tmp/err" diff_malformed
+expect 2 diff_one_file -- "$bin" diff "$src/traces/mlp.json"
+one_line "$tmp/err" diff_one_file
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

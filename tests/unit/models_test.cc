@@ -206,5 +206,22 @@ TEST(ModelsTest, LeafHookClampsWeightGrad) {
   EXPECT_TRUE(found);
 }
 
+TEST(ModelsTest, RunBackwardReplacesBackwardWithTheSameGrads) {
+  ModelOptions options;
+  options.steps = 3;
+  options.seed = 11;
+  ModelRun plain = RunOrFail("mlp", options);
+  int calls = 0;
+  options.run_backward = [&](const at::Tensor& loss) {
+    ++calls;
+    loss.backward({}, /*retain_graph=*/true);
+  };
+  ModelRun hooked = RunOrFail("mlp", options);
+  EXPECT_EQ(calls, 3);
+  ASSERT_EQ(hooked.grads.size(), plain.grads.size());
+  for (size_t i = 0; i < plain.grads.size(); ++i)
+    EXPECT_TRUE(at::equal(hooked.grads[i].second, plain.grads[i].second)) << plain.grads[i].first;
+}
+
 }  // namespace
 }  // namespace cautograd

@@ -13,20 +13,7 @@ namespace {
 
 Call Small() { return SmallTrace().calls[0]; }
 
-// The same call with a batch of `batch` rows: every 2-D tensor's first
-// dimension and expand's size argument.
-Call WithBatch(int64_t batch) {
-  Call call = Small();
-  for (TensorInfo& t : call.tensors) {
-    if (t.shape.size() != 2) continue;
-    t.shape[0] = batch;
-  }
-  for (Node& n : call.nodes)
-    for (InputMeta& m : n.inputs)
-      if (m.shape.size() == 2) m.shape[0] = batch;
-  call.ops[0].args[1].ints[0] = batch;
-  return call;
-}
+Call WithBatch(int64_t batch) { return SmallCallWithBatch(batch); }
 
 const Node& NodeOfType(const Call& call, const std::string& type) {
   for (const Node& n : call.nodes)

@@ -116,4 +116,20 @@ inline Trace SmallTrace() {
   return trace;
 }
 
+// SmallTrace's call with a batch of `batch` rows: every 2-D tensor's first
+// dimension, the nodes' input shapes and expand's size argument.
+inline Call SmallCallWithBatch(int64_t batch) {
+  Call call = SmallTrace().calls[0];
+  for (TensorInfo& t : call.tensors) {
+    if (t.shape.size() != 2) continue;
+    t.shape[0] = batch;
+  }
+  for (Node& n : call.nodes)
+    for (InputMeta& m : n.inputs)
+      if (m.shape.size() == 2) m.shape[0] = batch;
+  if (call.nodes[2].leaf) call.nodes[2].leaf->shape[0] = batch;
+  call.ops[0].args[1].ints[0] = batch;
+  return call;
+}
+
 }  // namespace cautograd

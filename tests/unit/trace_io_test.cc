@@ -13,7 +13,9 @@
 namespace cautograd {
 namespace {
 
-using nlohmann::json;
+// Keeps the writer's field order, so a dumped document reads as a written
+// trace does (record by record, see StreamingReader in trace_io.cc).
+using json = nlohmann::ordered_json;
 
 TEST(TraceIo, RoundTripIsExact) {
   Trace trace = SmallTrace();
@@ -28,6 +30,28 @@ TEST(TraceIo, RoundTripIsExact) {
   EXPECT_EQ(back.calls[0].nodes[2].seq, UINT64_MAX);
   EXPECT_EQ(back.meta.seed, std::optional<uint64_t>(7));
   EXPECT_TRUE(back.calls[0].ops[0].args[1].is_size);
+}
+
+// Readers must not depend on the layout: sorted keys put calls before
+// format, guards before nodes and ops before tensors.
+TEST(TraceIo, ReadsFieldsInAnyOrder) {
+  const std::string text = SerializeTrace(SmallTrace());
+  Trace back;
+  std::string err;
+  ASSERT_TRUE(ParseTrace(nlohmann::json::parse(text).dump(), "t.json", &back, &err)) << err;
+  EXPECT_EQ(SerializeTrace(back), text);
+  // One call's sections out of order while the others stream.
+  json two = json::parse(SerializeTrace(SmallTrace()));
+  two["calls"].push_back(two["calls"][0]);
+  two["calls"][1]["index"] = 1;
+  json moved = two["calls"][1]["storages"];
+  two["calls"][1].erase("storages");
+  two["calls"][1]["storages"] = moved;
+  ASSERT_TRUE(ParseTrace(two.dump(), "t.json", &back, &err)) << err;
+  ASSERT_EQ(back.calls.size(), 2u);
+  EXPECT_EQ(back.calls[1].storages.size(), back.calls[0].storages.size());
+  EXPECT_EQ(back.calls[1].ops.size(), back.calls[0].ops.size());
+  EXPECT_EQ(back.calls[1].guards.sizes.size(), back.calls[0].guards.sizes.size());
 }
 
 TEST(TraceIo, NonFiniteFloatsSurvive) {
@@ -92,17 +116,27 @@ TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
        "calls[0].guards.scalars[0].op: op 40 is not in this call's ops"},
       {"call index", [](json& j) { j["calls"][0]["index"] = 3; }, "calls[0].index: call index 3 at position 0"},
       {"top level", [](json& j) { j = json::array(); }, "t.json: (top level): expected an object, found an array"},
+      {"call not an object", [](json& j) { j["calls"].push_back(5); }, "calls[1]: expected an object, found an integer"},
+      {"call an array", [](json& j) { j["calls"].push_back(json::array()); },
+       "calls[1]: expected an object, found an array"},
+      {"section not an array", [](json& j) { j["calls"][0]["ops"] = 3; },
+       "calls[0].ops: expected an array, found an integer"},
+      {"section missing", [](json& j) { j["calls"][0].erase("values"); }, "calls[0]: missing field 'values'"},
   };
   const json valid = json::parse(SerializeTrace(SmallTrace()));
   for (const Broken& c : cases) {
     json j = valid;
     c.mutate(j);
-    Trace trace;
-    std::string err;
-    EXPECT_FALSE(ParseTrace(j.dump(), "t.json", &trace, &err)) << c.name;
-    EXPECT_NE(err.find(c.expected), std::string::npos) << c.name << ": got '" << err << "'";
-    EXPECT_EQ(err.find('\n'), std::string::npos) << c.name << ": not one line";
-    EXPECT_EQ(err.rfind("t.json: ", 0), 0u) << c.name << ": does not name the file";
+    // In the writer's order records are checked as they are read; with
+    // sorted keys the reader checks the whole document: the same message.
+    for (const std::string& text : {j.dump(), nlohmann::json::parse(j.dump()).dump()}) {
+      Trace trace;
+      std::string err;
+      EXPECT_FALSE(ParseTrace(text, "t.json", &trace, &err)) << c.name;
+      EXPECT_NE(err.find(c.expected), std::string::npos) << c.name << ": got '" << err << "'";
+      EXPECT_EQ(err.find('\n'), std::string::npos) << c.name << ": not one line";
+      EXPECT_EQ(err.rfind("t.json: ", 0), 0u) << c.name << ": does not name the file";
+    }
   }
 }
 
