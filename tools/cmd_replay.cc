@@ -12,6 +12,7 @@
 #include "lib/recompile/compiled_program.h"
 #include "lib/replay/isolated.h"
 #include "lib/replay/report_json.h"
+#include "lib/trace/human.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
 
@@ -22,14 +23,6 @@ namespace {
 std::string Number(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", v);
-  return buf;
-}
-
-std::string Bytes(int64_t n) {
-  char buf[32];
-  if (n < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(n));
-  else if (n < (1 << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", double(n) / 1024);
-  else std::snprintf(buf, sizeof buf, "%.1f MiB", double(n) / (1 << 20));
   return buf;
 }
 
@@ -154,7 +147,7 @@ class ReplayCommand : public Command {
       std::cout << "  call " << c.index << ": " << c.ops << " ops, " << c.inputs << " inputs (" << c.inputs_from_values
                 << " from recorded values, " << c.inputs_synthesized << " synthesized from --seed " << seed_;
       if (c.inputs_aliased) std::cout << ", " << c.inputs_aliased << " views of memory an earlier op wrote";
-      std::cout << "), peak about " << Bytes(c.peak_bytes);
+      std::cout << "), peak about " << HumanBytes(c.peak_bytes);
       if (report.checked) std::cout << ", " << c.compared << " values checked";
       std::cout << "\n";
     }

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "lib/trace/human.h"
 #include "lib/trace/summary.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
@@ -12,21 +13,6 @@
 namespace cautograd {
 
 namespace {
-
-std::string Bytes(int64_t n) {
-  char buf[32];
-  if (n < 1024) std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(n));
-  else if (n < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
-  else std::snprintf(buf, sizeof buf, "%.1f MiB", n / (1024.0 * 1024.0));
-  return buf;
-}
-
-std::string Micros(double us) {
-  char buf[32];
-  if (us < 1000) std::snprintf(buf, sizeof buf, "%.0f us", us);
-  else std::snprintf(buf, sizeof buf, "%.2f ms", us / 1000);
-  return buf;
-}
 
 // "mm x3, add x2, ..." with at most `limit` entries.
 std::string Counts(const std::vector<CountedName>& items, size_t limit) {
@@ -54,14 +40,14 @@ void RenderText(const std::string& path, const TraceSummary& s, std::ostream& ou
   }
   for (const CallSummary& c : s.calls) {
     out << "\ncall " << c.index << ": " << c.api << (c.create_graph ? " (create_graph)" : "") << ", "
-        << Micros(c.duration_us) << "\n";
+        << HumanMicros(c.duration_us) << "\n";
     out << "  nodes    " << c.nodes << " (" << c.nodes_executed << " executed), " << c.edges
         << " edges, " << c.leaves << " leaves (" << c.leaves_with_grad_before
         << " with .grad before)\n";
     out << "  types    " << Counts(c.node_types, 6) << "\n";
     out << "  ops      " << c.ops << ": " << Counts(c.op_names, 6) << "\n";
-    out << "  tensors  " << c.tensors << " in " << c.storages << " storages, " << Bytes(c.tensor_bytes)
-        << "; values kept for " << c.values << " (" << Bytes(c.value_bytes) << ")\n";
+    out << "  tensors  " << c.tensors << " in " << c.storages << " storages, " << HumanBytes(c.tensor_bytes)
+        << "; values kept for " << c.values << " (" << HumanBytes(c.value_bytes) << ")\n";
     out << "  hooks    ";
     if (c.hooks.empty()) out << "none";
     bool first = true;
@@ -75,7 +61,7 @@ void RenderText(const std::string& path, const TraceSummary& s, std::ostream& ou
     if (!c.slowest_nodes.empty()) {
       out << "  slowest  ";
       for (size_t i = 0; i < c.slowest_nodes.size(); ++i)
-        out << (i ? ", " : "") << c.slowest_nodes[i].name << " " << Micros(c.slowest_nodes[i].time_us);
+        out << (i ? ", " : "") << c.slowest_nodes[i].name << " " << HumanMicros(c.slowest_nodes[i].time_us);
       out << "  (timed under the recorder)\n";
     }
   }

@@ -13,12 +13,13 @@ namespace {
 std::vector<std::string> g_command_line;
 
 std::vector<std::unique_ptr<Command>> MakeCommands() {
+  // In the order a user meets them: record, look, replay, compare, explain, time.
   std::vector<std::unique_ptr<Command>> commands;
-  commands.push_back(MakeDiffCommand());
   commands.push_back(MakeRecordCommand());
-  commands.push_back(MakeRecompileCommand());
-  commands.push_back(MakeReplayCommand());
   commands.push_back(MakeShowCommand());
+  commands.push_back(MakeReplayCommand());
+  commands.push_back(MakeDiffCommand());
+  commands.push_back(MakeRecompileCommand());
   commands.push_back(MakeBenchCommand());
   return commands;
 }

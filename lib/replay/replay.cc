@@ -19,6 +19,7 @@
 #include "lib/bridge/tensor_bytes.h"
 #include "lib/replay/prepared.h"
 #include "lib/trace/guards.h"
+#include "lib/trace/human.h"
 #include "lib/trace/op_semantics.h"
 
 namespace cautograd {
@@ -33,14 +34,6 @@ const std::set<std::string> kDenied = {"aten::from_file", "aten::warn", "prim::P
 
 std::string Where(int64_t call, const Op& op) {
   return "call " + std::to_string(call) + ", op " + std::to_string(op.index) + " (" + OpLabel(op) + ")";
-}
-
-std::string HumanBytes(int64_t n) {
-  char buf[32];
-  if (n >= (int64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", double(n) / double(int64_t(1) << 30));
-  else if (n >= (1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", double(n) / double(1 << 20));
-  else std::snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(n));
-  return buf;
 }
 
 // One op made ready to run: its operator, and where each schema argument
