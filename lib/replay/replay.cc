@@ -678,7 +678,9 @@ class Runner {
       at::Tensor rel = diff / wd.abs().clamp_min(1e-12);
       max_abs = diff.max().item<double>();
       max_rel = at::where(same, at::zeros_like(rel), rel).max().item<double>();
-      ok = (diff <= tol.atol + tol.rtol * wd.abs()).all().item<bool>();
+      // Where the recorded value is infinite only the same infinity
+      // matches (`same`): the relative bound would otherwise be infinite too.
+      ok = (same | (wd.isfinite() & (diff <= tol.atol + tol.rtol * wd.abs()))).all().item<bool>();
     }
     ++result_->compared;
     result_->worst_abs = std::max(result_->worst_abs, max_abs);

@@ -1,5 +1,6 @@
 #include "lib/replay/replay.h"
 
+#include <limits>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -168,6 +169,33 @@ TEST(Replay, InputsKeepTheirAliasing) {
   EXPECT_EQ(report.calls[0].divergence.op_name, "aten::mul.Tensor");
   EXPECT_EQ(report.calls[0].divergence.tensor, b_id);
   EXPECT_NE(report.calls[0].divergence.what.find("shares memory an earlier op wrote"), std::string::npos);
+}
+
+TEST(Replay, AnInfinityMatchesOnlyItself) {
+  // Record a call whose first op output is made infinite on purpose, then
+  // flip the sign of the recorded infinity: --check must catch it.
+  torch::Tensor w = torch::ones({2}, torch::requires_grad());
+  RecorderOptions options;
+  options.values = ValuesMode::kAll;
+  Recorder recorder(options);
+  (w * std::numeric_limits<float>::infinity()).sum().backward();
+  Trace trace = recorder.Finish();
+  ReplayReport report;
+  std::string err;
+  ASSERT_TRUE(Replay(trace, Checking(), &report, &err)) << err;
+  EXPECT_FALSE(report.diverged()) << "+inf must match +inf";
+  bool flipped = false;
+  for (Value& v : trace.calls[0].values) {
+    if (v.when != Value::When::kEnd || v.dtype != "float32") continue;
+    float* f = reinterpret_cast<float*>(&v.data[0]);
+    ASSERT_TRUE(std::isinf(f[0]));
+    f[0] = -f[0];
+    flipped = true;
+  }
+  ASSERT_TRUE(flipped);
+  ReplayOptions only_final = Checking();
+  ASSERT_TRUE(Replay(trace, only_final, &report, &err)) << err;
+  EXPECT_TRUE(report.diverged()) << "-inf must not match +inf";
 }
 
 TEST(Replay, SynthesizesFloatsDeterministically) {
