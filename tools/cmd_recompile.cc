@@ -45,9 +45,10 @@ class RecompileCommand : public Command {
 
   void AddFlags(CLI::App* app) override {
     app->add_option("FILE", paths_, "Trace files; their calls go into one cache, in order")->required();
-    app->add_option("--dynamic", dynamic_,
-                    "auto: a size is static until it changes, then dynamic (PyTorch's default); static: every new "
-                    "size compiles; all: every size dynamic from the start")
+    app->add_option(
+           "--dynamic", dynamic_,
+           "auto: a size is static until it changes, then dynamic (PyTorch's default); static: every new "
+           "size compiles; all: every size dynamic from the start")
         ->capture_default_str();
     app->add_flag("--json", json_, "Print the simulation as JSON");
     app->add_option("--emit", emit_,
@@ -57,7 +58,8 @@ class RecompileCommand : public Command {
   int Run() override {
     DynamicMode mode;
     if (!ParseDynamicMode(dynamic_, &mode))
-      return Fail(name(), "unknown --dynamic mode '" + dynamic_ + "'; use auto, static or all", kExitBadInput);
+      return Fail(name(), "unknown --dynamic mode '" + dynamic_ + "'; use auto, static or all",
+                  kExitBadInput);
     if (!emit_.empty() && emit_ != "text" && emit_ != "json")
       return Fail(name(), "unknown --emit format '" + emit_ + "'; use text or json", kExitBadInput);
     traces_.resize(paths_.size());
@@ -83,8 +85,10 @@ class RecompileCommand : public Command {
       }
       return kExitOk;
     }
-    if (json_) std::cout << SimulationJson(sim).dump(2) << "\n";
-    else PrintSimulation(sim);
+    if (json_)
+      std::cout << SimulationJson(sim).dump(2) << "\n";
+    else
+      PrintSimulation(sim);
     return kExitOk;
   }
 
@@ -105,9 +109,10 @@ class RecompileCommand : public Command {
         continue;
       }
       const CacheEntry& e = sim.entries[size_t(c.entry)];
-      bool recompile = !c.reasons.empty() && c.reasons[0].kind == MissReason::Kind::kSize && sim.mode != DynamicMode::kStatic;
-      std::cout << CallName(c) << ": MISS, " << (recompile ? "recompile" : "compile") << " entry " << e.id << " ("
-                << Plural(c.nodes, "node") << ", " << Plural(c.sizes, "size input") << ")\n";
+      bool recompile = !c.reasons.empty() && c.reasons[0].kind == MissReason::Kind::kSize &&
+                       sim.mode != DynamicMode::kStatic;
+      std::cout << CallName(c) << ": MISS, " << (recompile ? "recompile" : "compile") << " entry " << e.id
+                << " (" << Plural(c.nodes, "node") << ", " << Plural(c.sizes, "size input") << ")\n";
       std::string last_hint;
       for (const MissReason& r : c.reasons) {
         std::cout << "  - " << ReasonText(r) << "\n";
@@ -134,8 +139,9 @@ class RecompileCommand : public Command {
       }
       for (const EntrySize& s : e.sizes) {
         if (!s.dynamic) continue;
-        std::cout << "  sizes[" << s.input.index << "] = " << SizeInputText(s.input) << ": seen " << Values(s.seen)
-                  << "; dynamic since " << CallName(sim.calls[size_t(s.dynamic_since)]) << "\n";
+        std::cout << "  sizes[" << s.input.index << "] = " << SizeInputText(s.input) << ": seen "
+                  << Values(s.seen) << "; dynamic since " << CallName(sim.calls[size_t(s.dynamic_since)])
+                  << "\n";
       }
     }
   }
@@ -146,8 +152,8 @@ class RecompileCommand : public Command {
     out["dynamic"] = DynamicModeName(sim.mode);
     out["calls"] = json::array();
     for (const CacheCallResult& c : sim.calls) {
-      json jc = {{"file", c.source}, {"call", c.call}, {"result", c.hit ? "hit" : "miss"}, {"entry", c.entry},
-                 {"nodes", c.nodes}, {"sizes", c.sizes}};
+      json jc = {{"file", c.source}, {"call", c.call},   {"result", c.hit ? "hit" : "miss"},
+                 {"entry", c.entry}, {"nodes", c.nodes}, {"sizes", c.sizes}};
       jc["reasons"] = json::array();
       for (const MissReason& r : c.reasons) jc["reasons"].push_back(ReasonJson(r));
       jc["log"] = c.log;
@@ -157,7 +163,8 @@ class RecompileCommand : public Command {
     for (const CacheEntry& e : sim.entries) {
       json je = {{"id", e.id}, {"compiles", e.compiles}, {"sizes", e.sizes.size()}};
       je["calls"] = json::array();
-      for (int64_t k : e.calls) je["calls"].push_back({{"file", sim.calls[size_t(k)].source}, {"call", sim.calls[size_t(k)].call}});
+      for (int64_t k : e.calls)
+        je["calls"].push_back({{"file", sim.calls[size_t(k)].source}, {"call", sim.calls[size_t(k)].call}});
       je["dynamic_sizes"] = json::array();
       for (const EntrySize& s : e.sizes) {
         if (!s.dynamic) continue;
@@ -171,15 +178,17 @@ class RecompileCommand : public Command {
     }
     int64_t dynamic = 0;
     for (const CacheEntry& e : sim.entries) dynamic += e.dynamic_sizes();
-    out["summary"] = {{"calls", sim.calls.size()}, {"compiles", sim.compiles()}, {"recompiles", sim.recompiles()},
-                      {"hits", sim.hits()}, {"hit_rate", sim.hit_rate()}, {"entries", sim.entries.size()},
+    out["summary"] = {{"calls", sim.calls.size()},      {"compiles", sim.compiles()},
+                      {"recompiles", sim.recompiles()}, {"hits", sim.hits()},
+                      {"hit_rate", sim.hit_rate()},     {"entries", sim.entries.size()},
                       {"dynamic_sizes", dynamic}};
     return out;
   }
 
   static json SizeJson(const SizeInput& s) {
-    json js = {{"index", s.index}, {"node_call", s.node_call}, {"node_type", s.node_type},
-               {"index_in_node", s.index_in_node}, {"dim", s.where.dim}, {"text", SizeInputText(s)}};
+    json js = {{"index", s.index},         {"node_call", s.node_call},
+               {"node_type", s.node_type}, {"index_in_node", s.index_in_node},
+               {"dim", s.where.dim},       {"text", SizeInputText(s)}};
     if (s.where.op >= 0) {
       js["op"] = s.where.op;
       js["op_name"] = s.op_name;
@@ -263,12 +272,14 @@ class RecompileCommand : public Command {
     for (size_t i = 0; i < op.args.size(); ++i) {
       const std::string& name = i < op.arg_names.size() ? op.arg_names[i] : std::string();
       bool tensor = op.args[i].kind == Arg::Kind::kTensor || op.args[i].kind == Arg::Kind::kTensorList;
-      args += (i ? ", " : "") + (tensor || name.empty() ? "" : name + "=") + ArgInProgram(op.args[i], name, pop);
+      args +=
+          (i ? ", " : "") + (tensor || name.empty() ? "" : name + "=") + ArgInProgram(op.args[i], name, pop);
     }
     std::string line = (outs.empty() ? "" : outs + " = ") + OpLabel(op) + "(" + args + ")";
     if (!pop.frees.empty()) {
       line += "; del ";
-      for (size_t i = 0; i < pop.frees.size(); ++i) line += (i ? ", " : "") + std::string("t") + std::to_string(pop.frees[i]);
+      for (size_t i = 0; i < pop.frees.size(); ++i)
+        line += (i ? ", " : "") + std::string("t") + std::to_string(pop.frees[i]);
     }
     return line;
   }
@@ -279,26 +290,32 @@ class RecompileCommand : public Command {
     const Node& node = call.nodes[size_t(op.node)];
     std::string where = NodeCallText(node.type, pop.node_call, node.leaf ? node.leaf->name : "");
     switch (pop.kind) {
-      case ProgramOp::Kind::kHook: return "pre-hook of " + where;
-      case ProgramOp::Kind::kPostNode: return "outputs of " + where;
-      case ProgramOp::Kind::kGradSum: return "gradient sum after " + where;
-      case ProgramOp::Kind::kAccumulate: return "accumulate: " + where;
-      default: return where;
+      case ProgramOp::Kind::kHook:
+        return "pre-hook of " + where;
+      case ProgramOp::Kind::kPostNode:
+        return "outputs of " + where;
+      case ProgramOp::Kind::kGradSum:
+        return "gradient sum after " + where;
+      case ProgramOp::Kind::kAccumulate:
+        return "accumulate: " + where;
+      default:
+        return where;
     }
   }
 
   std::string CallsText(const CompiledProgram& p, const CacheSimulation& sim) const {
     std::string out;
-    for (size_t i = 0; i < p.calls.size(); ++i) out += (i ? ", " : "") + CallName(sim.calls[size_t(p.calls[i])]);
+    for (size_t i = 0; i < p.calls.size(); ++i)
+      out += (i ? ", " : "") + CallName(sim.calls[size_t(p.calls[i])]);
     return out;
   }
 
   void PrintProgram(const CompiledProgram& p, const CacheSimulation& sim) const {
     const Call& call = *p.reference;
-    std::cout << "entry " << p.entry << ": runs " << CallsText(p, sim) << "; " << Plural(int64_t(p.ops.size()), "op")
-              << ", " << p.removed.size() << " removed as dead, " << p.size_symbols.size() << " dynamic size"
-              << (p.size_symbols.size() == 1 ? "" : "s") << " (tensor and op ids are call " << call.index
-              << "'s)\n";
+    std::cout << "entry " << p.entry << ": runs " << CallsText(p, sim) << "; "
+              << Plural(int64_t(p.ops.size()), "op") << ", " << p.removed.size() << " removed as dead, "
+              << p.size_symbols.size() << " dynamic size" << (p.size_symbols.size() == 1 ? "" : "s")
+              << " (tensor and op ids are call " << call.index << "'s)\n";
     std::cout << "inputs:\n";
     for (const ProgramInput& in : p.inputs) {
       std::cout << "  t" << in.tensor << ": " << ShapeText(in) << " " << in.role;
@@ -320,7 +337,8 @@ class RecompileCommand : public Command {
         // Sizes of gradients the program computes itself are checked, not passed in.
         if (!used.count(j))
           std::cout << (in.where.op >= 0 ? " (checked only: the op is dead)"
-                                         : " (checked only: the program computes t" + std::to_string(in.where.tensor) + ")");
+                                         : " (checked only: the program computes t" +
+                                               std::to_string(in.where.tensor) + ")");
         std::cout << "\n";
       }
     }
@@ -345,15 +363,22 @@ class RecompileCommand : public Command {
     const Call& call = *p.reference;
     json out = {{"entry", p.entry}, {"file", p.source}, {"reference_call", call.index}};
     out["calls"] = json::array();
-    for (int64_t k : p.calls) out["calls"].push_back({{"file", sim.calls[size_t(k)].source}, {"call", sim.calls[size_t(k)].call}});
+    for (int64_t k : p.calls)
+      out["calls"].push_back({{"file", sim.calls[size_t(k)].source}, {"call", sim.calls[size_t(k)].call}});
     out["inputs"] = json::array();
     for (const ProgramInput& in : p.inputs) {
       json shape = json::array();
       for (size_t d = 0; d < in.shape.size(); ++d) {
-        if (in.symbols[d] >= 0) shape.push_back(Symbol(in.symbols[d]));
-        else shape.push_back(in.shape[d]);
+        if (in.symbols[d] >= 0)
+          shape.push_back(Symbol(in.symbols[d]));
+        else
+          shape.push_back(in.shape[d]);
       }
-      json ji = {{"tensor", in.tensor}, {"role", in.role}, {"dtype", in.dtype}, {"device", in.device}, {"shape", shape}};
+      json ji = {{"tensor", in.tensor},
+                 {"role", in.role},
+                 {"dtype", in.dtype},
+                 {"device", in.device},
+                 {"shape", shape}};
       if (in.node_call >= 0) {
         ji["node_call"] = in.node_call;
         ji["node_type"] = in.node_type;
@@ -371,13 +396,17 @@ class RecompileCommand : public Command {
     out["ops"] = json::array();
     for (const ProgramOp& pop : p.ops) {
       const Op& op = call.ops[size_t(pop.op)];
-      json jo = {{"op", pop.op}, {"name", OpLabel(op)}, {"kind", ProgramOpKindName(pop.kind)}, {"text", OpLine(call, pop)}};
+      json jo = {{"op", pop.op},
+                 {"name", OpLabel(op)},
+                 {"kind", ProgramOpKindName(pop.kind)},
+                 {"text", OpLine(call, pop)}};
       if (pop.node_call >= 0) jo["node_call"] = pop.node_call;
       jo["frees"] = pop.frees;
       out["ops"].push_back(jo);
     }
     out["outputs"] = json::array();
-    for (const ProgramOutput& o : p.outputs) out["outputs"].push_back({{"tensor", o.tensor}, {"what", o.what}});
+    for (const ProgramOutput& o : p.outputs)
+      out["outputs"].push_back({{"tensor", o.tensor}, {"what", o.what}});
     out["removed"] = p.removed;
     return out;
   }

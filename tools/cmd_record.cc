@@ -66,9 +66,10 @@ class RecordCommand : public Command {
     if (!model_.empty() && !command_.empty())
       return Fail(name(), "give --model or a command after '--', not both", kExitBadInput);
     if (model_.empty() && command_.empty())
-      return Fail(name(),
-                  "nothing to record. Use --model NAME ('cautograd record --list' lists them) or -- COMMAND...",
-                  kExitBadInput);
+      return Fail(
+          name(),
+          "nothing to record. Use --model NAME ('cautograd record --list' lists them) or -- COMMAND...",
+          kExitBadInput);
     if (output_.empty()) return Fail(name(), "no output file. Use -o FILE.", kExitBadInput);
     RecorderOptions options;
     ParseValuesMode(values_, &options.values);
@@ -103,9 +104,9 @@ class RecordCommand : public Command {
       nodes += int64_t(call.nodes.size());
       ops += int64_t(call.ops.size());
     }
-    std::cerr << "recorded " << trace.calls.size() << " backward call"
-              << (trace.calls.size() == 1 ? "" : "s") << " of model '" << model_ << "' (" << nodes
-              << " nodes, " << ops << " ops) to " << output_ << "\n";
+    std::cerr << "recorded " << trace.calls.size() << " backward call" << (trace.calls.size() == 1 ? "" : "s")
+              << " of model '" << model_ << "' (" << nodes << " nodes, " << ops << " ops) to " << output_
+              << "\n";
     return kExitOk;
   }
 
@@ -128,9 +129,10 @@ class RecordCommand : public Command {
     launch.max_calls = max_calls_;
     std::string pattern = output_ + ".calls-XXXXXX";
     if (!mkdtemp(&pattern[0]))
-      return Fail(name(), output_ + ": cannot create a folder beside it for the recorded calls: " +
-                              std::strerror(errno),
-                  kExitFailure);
+      return Fail(
+          name(),
+          output_ + ": cannot create a folder beside it for the recorded calls: " + std::strerror(errno),
+          kExitFailure);
     launch.dir = pattern;
     int status = 0;
     if (!RunWithShim(launch, &status, &err)) {
@@ -151,11 +153,13 @@ class RecordCommand : public Command {
       return exit_code ? exit_code : int(kExitFailure);
     }
     RemoveCallDir(launch.dir);
-    std::string how = WIFSIGNALED(status) ? std::string(", which was killed by ") + strsignal(WTERMSIG(status))
+    std::string how = WIFSIGNALED(status)
+                          ? std::string(", which was killed by ") + strsignal(WTERMSIG(status))
                       : exit_code ? ", which exited with status " + std::to_string(exit_code)
                                   : "";
-    std::cerr << "cautograd record: " << trace.calls.size() << " backward call" << (trace.calls.size() == 1 ? "" : "s")
-              << " of '" << command_[0] << "'" << how << " recorded to " << output_ << "\n";
+    std::cerr << "cautograd record: " << trace.calls.size() << " backward call"
+              << (trace.calls.size() == 1 ? "" : "s") << " of '" << command_[0] << "'" << how
+              << " recorded to " << output_ << "\n";
     return exit_code;
   }
 

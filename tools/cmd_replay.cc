@@ -31,8 +31,10 @@ std::string DivergenceText(const CallReplay& c) {
   std::string out = "call " + std::to_string(c.index);
   if (d.op >= 0) {
     out += ", op " + std::to_string(d.op) + " (" + d.op_name + ")";
-    if (d.node >= 0) out += " in node " + std::to_string(d.node) + " (" + d.node_type + ")";
-    else out += " in the engine";
+    if (d.node >= 0)
+      out += " in node " + std::to_string(d.node) + " (" + d.node_type + ")";
+    else
+      out += " in the engine";
   } else if (d.node >= 0) {
     out += ", node " + std::to_string(d.node) + " (" + d.node_type + ")";
   }
@@ -92,7 +94,8 @@ class ReplayCommand : public Command {
     std::string err;
     if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
     std::vector<std::vector<int64_t>> recorded_ops;
-    if (compiled_ && !CompileTrace(path_, &trace, &recorded_ops, &err)) return Fail(name(), err, kExitFailure);
+    if (compiled_ && !CompileTrace(path_, &trace, &recorded_ops, &err))
+      return Fail(name(), err, kExitFailure);
     ReplayOptions options;
     options.call = call_;
     options.check = check_;
@@ -108,7 +111,8 @@ class ReplayCommand : public Command {
         auto now = std::chrono::steady_clock::now();
         if (done < total && now - last < std::chrono::milliseconds(200)) return;
         last = now;
-        std::cerr << "\rreplay: op " << done << "/" << total << (done == total ? "\r\033[K" : "") << std::flush;
+        std::cerr << "\rreplay: op " << done << "/" << total << (done == total ? "\r\033[K" : "")
+                  << std::flush;
       };
     }
     ReplayReport report;
@@ -118,16 +122,19 @@ class ReplayCommand : public Command {
       return Fail(name(), path_ + ": " + err, kExitBadInput);
     }
     if (check_ && !report.diverged() && report.compared() == 0)
-      return Fail(name(), path_ + ": --check found no recorded values to compare (values=" +
-                              std::string(ValuesModeName(trace.meta.values)) +
-                              "); record with --values all to check a replay",
+      return Fail(name(),
+                  path_ + ": --check found no recorded values to compare (values=" +
+                      std::string(ValuesModeName(trace.meta.values)) +
+                      "); record with --values all to check a replay",
                   kExitBadInput);
     for (CallReplay& c : report.calls) {
       if (compiled_ && c.diverged && c.divergence.op >= 0)
         c.divergence.op = recorded_ops[size_t(c.index)][size_t(c.divergence.op)];
     }
-    if (json_) PrintJson(report);
-    else PrintText(trace, report);
+    if (json_)
+      PrintJson(report);
+    else
+      PrintText(trace, report);
     return report.diverged() ? kExitDifferences : kExitOk;
   }
 
@@ -140,12 +147,13 @@ class ReplayCommand : public Command {
       us += c.run_us;
     }
     std::cout << path_ << ": replayed " << report.calls.size() << " of " << trace.calls.size() << " call"
-              << (trace.calls.size() == 1 ? "" : "s") << ", " << ops << " ops in " << Number(us / 1000) << " ms"
-              << (ops ? " (" + Number(us / double(ops)) + " us/op)" : "")
+              << (trace.calls.size() == 1 ? "" : "s") << ", " << ops << " ops in " << Number(us / 1000)
+              << " ms" << (ops ? " (" + Number(us / double(ops)) + " us/op)" : "")
               << (compiled_ ? ", as compiled autograd's programs" : "") << "\n";
     for (const CallReplay& c : report.calls) {
-      std::cout << "  call " << c.index << ": " << c.ops << " ops, " << c.inputs << " inputs (" << c.inputs_from_values
-                << " from recorded values, " << c.inputs_synthesized << " synthesized from --seed " << seed_;
+      std::cout << "  call " << c.index << ": " << c.ops << " ops, " << c.inputs << " inputs ("
+                << c.inputs_from_values << " from recorded values, " << c.inputs_synthesized
+                << " synthesized from --seed " << seed_;
       if (c.inputs_aliased) std::cout << ", " << c.inputs_aliased << " views of memory an earlier op wrote";
       std::cout << "), peak about " << HumanBytes(c.peak_bytes);
       if (report.checked) std::cout << ", " << c.compared << " values checked";
@@ -175,7 +183,8 @@ class ReplayCommand : public Command {
     out["compared"] = report.compared();
     out["compiled"] = compiled_;
     for (size_t i = 0; i < report.calls.size(); ++i)
-      if (report.calls[i].diverged) out["calls"][i]["divergence"]["message"] = DivergenceText(report.calls[i]);
+      if (report.calls[i].diverged)
+        out["calls"][i]["divergence"]["message"] = DivergenceText(report.calls[i]);
     std::cout << out.dump(2) << "\n";
   }
 

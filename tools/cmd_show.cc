@@ -41,9 +41,8 @@ void RenderText(const std::string& path, const TraceSummary& s, std::ostream& ou
   for (const CallSummary& c : s.calls) {
     out << "\ncall " << c.index << ": " << c.api << (c.create_graph ? " (create_graph)" : "") << ", "
         << HumanMicros(c.duration_us) << "\n";
-    out << "  nodes    " << c.nodes << " (" << c.nodes_executed << " executed), " << c.edges
-        << " edges, " << c.leaves << " leaves (" << c.leaves_with_grad_before
-        << " with .grad before)\n";
+    out << "  nodes    " << c.nodes << " (" << c.nodes_executed << " executed), " << c.edges << " edges, "
+        << c.leaves << " leaves (" << c.leaves_with_grad_before << " with .grad before)\n";
     out << "  types    " << Counts(c.node_types, 6) << "\n";
     out << "  ops      " << c.ops << ": " << Counts(c.op_names, 6) << "\n";
     out << "  tensors  " << c.tensors << " in " << c.storages << " storages, " << HumanBytes(c.tensor_bytes)
@@ -56,8 +55,8 @@ void RenderText(const std::string& path, const TraceSummary& s, std::ostream& ou
       first = false;
     }
     out << "\n";
-    out << "  guards   " << c.guard_nodes << " nodes, " << c.guard_tensors << " tensors, "
-        << c.guard_scalars << " scalars, " << c.guard_sizes << " sizes\n";
+    out << "  guards   " << c.guard_nodes << " nodes, " << c.guard_tensors << " tensors, " << c.guard_scalars
+        << " scalars, " << c.guard_sizes << " sizes\n";
     if (!c.slowest_nodes.empty()) {
       out << "  slowest  ";
       for (size_t i = 0; i < c.slowest_nodes.size(); ++i)
@@ -78,8 +77,11 @@ void RenderJson(const std::string& path, const TraceSummary& s, std::ostream& ou
   nlohmann::json j;
   j["file"] = path;
   j["version"] = s.version;
-  j["meta"] = {{"tool_version", s.meta.tool_version}, {"libtorch_version", s.meta.libtorch_version},
-               {"time", s.meta.time}, {"host", s.meta.host}, {"command", s.meta.command},
+  j["meta"] = {{"tool_version", s.meta.tool_version},
+               {"libtorch_version", s.meta.libtorch_version},
+               {"time", s.meta.time},
+               {"host", s.meta.host},
+               {"command", s.meta.command},
                {"values", ValuesModeName(s.meta.values)}};
   j["meta"]["seed"] = s.meta.seed ? nlohmann::json(*s.meta.seed) : nlohmann::json(nullptr);
   nlohmann::json calls = nlohmann::json::array();
@@ -131,8 +133,10 @@ class ShowCommand : public Command {
     std::string err;
     if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
     TraceSummary summary = Summarize(trace);
-    if (json_) RenderJson(path_, summary, std::cout);
-    else RenderText(path_, summary, std::cout);
+    if (json_)
+      RenderJson(path_, summary, std::cout);
+    else
+      RenderText(path_, summary, std::cout);
     return kExitOk;
   }
 

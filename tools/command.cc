@@ -40,9 +40,10 @@ int RunCli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cautograd ") + kToolVersion + " (trace format v" +
                                         std::to_string(kTraceVersion) + ")");
   app.require_subcommand(1);
-  app.footer("Exit status: 0 success, 1 diff found differences or replay --check diverged, 2 bad usage or input,\n"
-             "3 failure.\n"
-             "Run 'cautograd COMMAND --help' for a command's flags.");
+  app.footer(
+      "Exit status: 0 success, 1 diff found differences or replay --check diverged, 2 bad usage or input,\n"
+      "3 failure.\n"
+      "Run 'cautograd COMMAND --help' for a command's flags.");
 
   std::vector<std::unique_ptr<Command>> commands = MakeCommands();
   std::vector<CLI::App*> subs;
@@ -65,8 +66,8 @@ int RunCli(int argc, char** argv) {
     for (size_t i = 0; i < subs.size(); ++i)
       if (subs[i]->parsed()) where = commands[i]->name();
     std::string message = e.what();
-    return Fail(where.empty() ? "" : where, message + ". Run 'cautograd " + where +
-                                                (where.empty() ? "" : " ") + "--help' for usage.",
+    return Fail(where.empty() ? "" : where,
+                message + ". Run 'cautograd " + where + (where.empty() ? "" : " ") + "--help' for usage.",
                 kExitBadInput);
   }
   for (size_t i = 0; i < subs.size(); ++i)

@@ -11,17 +11,25 @@ struct Named {
 };
 
 constexpr Named<c10::ScalarType> kDtypes[] = {
-    {c10::ScalarType::Float, "float32"},         {c10::ScalarType::Double, "float64"},
-    {c10::ScalarType::Half, "float16"},          {c10::ScalarType::BFloat16, "bfloat16"},
-    {c10::ScalarType::ComplexFloat, "complex64"}, {c10::ScalarType::ComplexDouble, "complex128"},
-    {c10::ScalarType::Long, "int64"},            {c10::ScalarType::Int, "int32"},
-    {c10::ScalarType::Short, "int16"},           {c10::ScalarType::Char, "int8"},
-    {c10::ScalarType::Byte, "uint8"},            {c10::ScalarType::Bool, "bool"},
+    {c10::ScalarType::Float, "float32"},
+    {c10::ScalarType::Double, "float64"},
+    {c10::ScalarType::Half, "float16"},
+    {c10::ScalarType::BFloat16, "bfloat16"},
+    {c10::ScalarType::ComplexFloat, "complex64"},
+    {c10::ScalarType::ComplexDouble, "complex128"},
+    {c10::ScalarType::Long, "int64"},
+    {c10::ScalarType::Int, "int32"},
+    {c10::ScalarType::Short, "int16"},
+    {c10::ScalarType::Char, "int8"},
+    {c10::ScalarType::Byte, "uint8"},
+    {c10::ScalarType::Bool, "bool"},
 };
 
 constexpr Named<c10::Layout> kLayouts[] = {
-    {c10::Layout::Strided, "strided"}, {c10::Layout::Sparse, "sparse_coo"},
-    {c10::Layout::SparseCsr, "sparse_csr"}, {c10::Layout::Mkldnn, "mkldnn"},
+    {c10::Layout::Strided, "strided"},
+    {c10::Layout::Sparse, "sparse_coo"},
+    {c10::Layout::SparseCsr, "sparse_csr"},
+    {c10::Layout::Mkldnn, "mkldnn"},
 };
 
 constexpr Named<c10::MemoryFormat> kMemoryFormats[] = {

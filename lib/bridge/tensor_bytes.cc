@@ -2,17 +2,17 @@
 
 #include <cstring>
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/record_function.h>
 
 namespace cautograd {
 
 std::string TensorBytes(const at::Tensor& t) {
   at::Tensor src = t;
-  bool plain = t.device().is_cpu() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj() &&
-               !t._is_zerotensor();
+  bool plain =
+      t.device().is_cpu() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj() && !t._is_zerotensor();
   if (!plain) {
     at::DisableRecordFunctionGuard no_record;
     at::NoGradGuard no_grad;

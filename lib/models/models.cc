@@ -61,8 +61,7 @@ void ResetGrads(const NamedTensors& params, GradReset reset, int step) {
 
 // The training loop every model shares; `loss_for_step` runs the forward
 // pass (and anything before backward) and returns the scalar loss.
-void Train(torch::nn::Module& net, const RunSettings& settings, GradReset reset,
-           double learning_rate,
+void Train(torch::nn::Module& net, const RunSettings& settings, GradReset reset, double learning_rate,
            const std::function<torch::Tensor(int step)>& loss_for_step,
            const ParameterObserver& observe_parameters, ModelRun* run) {
   net.train();
@@ -71,8 +70,10 @@ void Train(torch::nn::Module& net, const RunSettings& settings, GradReset reset,
   for (int step = 0; step < settings.steps; ++step) {
     ResetGrads(params, reset, step);
     torch::Tensor loss = loss_for_step(step);
-    if (settings.run_backward) settings.run_backward(loss);
-    else loss.backward();
+    if (settings.run_backward)
+      settings.run_backward(loss);
+    else
+      loss.backward();
     run->losses.push_back(loss.item<double>());
     if (step + 1 == settings.steps) {
       for (const auto& [name, p] : params) {
@@ -94,15 +95,12 @@ struct MlpNet : torch::nn::Module {
         fc2(register_module("fc2", torch::nn::Linear(hidden, hidden))),
         fc3(register_module("fc3", torch::nn::Linear(hidden, out))) {}
 
-  torch::Tensor forward(const torch::Tensor& x) {
-    return fc3(torch::relu(fc2(torch::relu(fc1(x)))));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc3(torch::relu(fc2(torch::relu(fc1(x))))); }
 
   torch::nn::Linear fc1, fc2, fc3;
 };
 
-void RunMlp(const RunSettings& s, const ParameterObserver& observe,
-            ModelRun* run) {
+void RunMlp(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   MlpNet net(16, 32, 4);
   Train(
       net, s, GradReset::kNoneThenZero, 0.05,
@@ -118,13 +116,9 @@ void RunMlp(const RunSettings& s, const ParameterObserver& observe,
 
 struct CnnNet : torch::nn::Module {
   CnnNet()
-      : conv1(register_module(
-            "conv1",
-            torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)))),
+      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3).padding(1)))),
         bn1(register_module("bn1", torch::nn::BatchNorm2d(4))),
-        conv2(register_module(
-            "conv2",
-            torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3).padding(1)))),
+        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3).padding(1)))),
         dropout(register_module("dropout", torch::nn::Dropout(0.25))),
         fc(register_module("fc", torch::nn::Linear(8 * 3 * 3, 10))) {}
 
@@ -142,8 +136,7 @@ struct CnnNet : torch::nn::Module {
   torch::nn::Linear fc;
 };
 
-void RunCnn(const RunSettings& s, const ParameterObserver& observe,
-            ModelRun* run) {
+void RunCnn(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   CnnNet net;
   Train(
       net, s, GradReset::kNoneThenZero, 0.05,
@@ -174,8 +167,7 @@ struct LstmNet : torch::nn::Module {
   torch::nn::Linear head;
 };
 
-void RunLstm(const RunSettings& s, const ParameterObserver& observe,
-             ModelRun* run) {
+void RunLstm(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   LstmNet net;
   Train(
       net, s, GradReset::kSetToNone, 0.1,
@@ -194,32 +186,26 @@ constexpr int64_t kTransformerSeqLen = 5;
 
 struct TransformerNet : torch::nn::Module {
   TransformerNet()
-      : encoder(register_module(
-            "encoder",
-            torch::nn::TransformerEncoderLayer(
-                torch::nn::TransformerEncoderLayerOptions(kModelDim, 2)
-                    .dim_feedforward(32)
-                    .dropout(0.1)
-                    .activation(torch::kGELU)))),
+      : encoder(register_module("encoder", torch::nn::TransformerEncoderLayer(
+                                               torch::nn::TransformerEncoderLayerOptions(kModelDim, 2)
+                                                   .dim_feedforward(32)
+                                                   .dropout(0.1)
+                                                   .activation(torch::kGELU)))),
         head(register_module("head", torch::nn::Linear(kModelDim, 4))) {}
 
   // x is (seq, batch, d_model); mean-pool the sequence before the head.
-  torch::Tensor forward(const torch::Tensor& x) {
-    return head(encoder(x).mean(0));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return head(encoder(x).mean(0)); }
 
   torch::nn::TransformerEncoderLayer encoder;
   torch::nn::Linear head;
 };
 
-void RunTransformer(const RunSettings& s, const ParameterObserver& observe,
-                    ModelRun* run) {
+void RunTransformer(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   TransformerNet net;
   Train(
       net, s, GradReset::kSetToNone, 0.05,
       [&](int) {
-        torch::Tensor x =
-            torch::randn({kTransformerSeqLen, s.batch, kModelDim});
+        torch::Tensor x = torch::randn({kTransformerSeqLen, s.batch, kModelDim});
         torch::Tensor labels = torch::randint(0, 4, {s.batch}, torch::kLong);
         return torch::cross_entropy_loss(net.forward(x), labels);
       },
@@ -237,22 +223,18 @@ struct EmbeddingNet : torch::nn::Module {
         fc(register_module("fc", torch::nn::Linear(8, 5))) {}
 
   // Bag of embeddings: mean over the tokens of each example.
-  torch::Tensor forward(const torch::Tensor& tokens) {
-    return fc(embed(tokens).mean(1));
-  }
+  torch::Tensor forward(const torch::Tensor& tokens) { return fc(embed(tokens).mean(1)); }
 
   torch::nn::Embedding embed;
   torch::nn::Linear fc;
 };
 
-void RunEmbedding(const RunSettings& s, const ParameterObserver& observe,
-                  ModelRun* run) {
+void RunEmbedding(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   EmbeddingNet net;
   Train(
       net, s, GradReset::kNoneThenZero, 0.5,
       [&](int) {
-        torch::Tensor tokens = torch::randint(
-            0, kVocab, {s.batch, kTokensPerExample}, torch::kLong);
+        torch::Tensor tokens = torch::randint(0, kVocab, {s.batch, kTokensPerExample}, torch::kLong);
         torch::Tensor labels = torch::randint(0, 5, {s.batch}, torch::kLong);
         return torch::cross_entropy_loss(net.forward(tokens), labels);
       },
@@ -265,16 +247,14 @@ void RunEmbedding(const RunSettings& s, const ParameterObserver& observe,
 // alpha through saved_data, so a trace shows both ways a custom Function can
 // keep state for its backward.
 struct ScaledSwish : torch::autograd::Function<ScaledSwish> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
-                               const torch::Tensor& x, double alpha) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, double alpha) {
     ctx->save_for_backward({x});
     ctx->saved_data["alpha"] = alpha;
     return alpha * x * torch::sigmoid(x);
   }
 
-  static torch::autograd::variable_list backward(
-      torch::autograd::AutogradContext* ctx,
-      torch::autograd::variable_list grad_outputs) {
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
     const torch::Tensor x = ctx->get_saved_variables()[0];
     const double alpha = ctx->saved_data["alpha"].toDouble();
     const torch::Tensor sig = torch::sigmoid(x);
@@ -288,15 +268,12 @@ struct CustomNet : torch::nn::Module {
       : fc1(register_module("fc1", torch::nn::Linear(10, 16))),
         fc2(register_module("fc2", torch::nn::Linear(16, 1))) {}
 
-  torch::Tensor forward(const torch::Tensor& x) {
-    return fc2(ScaledSwish::apply(fc1(x), 1.5));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(ScaledSwish::apply(fc1(x), 1.5)); }
 
   torch::nn::Linear fc1, fc2;
 };
 
-void RunCustom(const RunSettings& s, const ParameterObserver& observe,
-               ModelRun* run) {
+void RunCustom(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   CustomNet net;
   Train(
       net, s, GradReset::kNoneThenZero, 0.05,
@@ -316,29 +293,25 @@ constexpr double kWeightGradClip = 0.01;
 // Leaves the gradients alone: it exists so the trace holds a node that
 // carries a post hook.
 struct PassThroughPostHook : torch::autograd::FunctionPostHook {
-  torch::autograd::variable_list operator()(
-      const torch::autograd::variable_list& outputs,
-      const torch::autograd::variable_list& /*inputs*/) override {
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
     return outputs;
   }
 };
 
-void RunHooks(const RunSettings& s, const ParameterObserver& observe,
-              ModelRun* run) {
+void RunHooks(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   MlpNet net(8, 16, 1);
   // Registered once: a hook on a leaf outlives the step, so registering it
   // per step would stack clamps.
-  net.fc1->weight.register_hook([](torch::Tensor grad) {
-    return grad.clamp(-kWeightGradClip, kWeightGradClip);
-  });
+  net.fc1->weight.register_hook(
+      [](torch::Tensor grad) { return grad.clamp(-kWeightGradClip, kWeightGradClip); });
   Train(
       net, s, GradReset::kSetToNone, 0.05,
       [&](int) {
         torch::Tensor x = torch::randn({s.batch, 8});
         torch::Tensor target = torch::randn({s.batch, 1});
         torch::Tensor h1 = net.fc1(x);
-        h1.register_hook(
-            [](torch::Tensor grad) { return grad * kActivationGradScale; });
+        h1.register_hook([](torch::Tensor grad) { return grad * kActivationGradScale; });
         torch::Tensor a1 = torch::relu(h1);
         a1.retain_grad();
         torch::Tensor h2 = net.fc2(a1);
@@ -351,8 +324,7 @@ void RunHooks(const RunSettings& s, const ParameterObserver& observe,
 
 // --- dynamic ---------------------------------------------------------------
 
-void RunDynamic(const RunSettings& s, const ParameterObserver& observe,
-                ModelRun* run) {
+void RunDynamic(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   MlpNet net(12, 24, 3);
   Train(
       net, s, GradReset::kNoneThenZero, 0.05,
@@ -376,15 +348,12 @@ struct SmoothNet : torch::nn::Module {
         fc2(register_module("fc2", torch::nn::Linear(16, 1))) {}
 
   // tanh rather than relu so the penalty's second derivative is not zero.
-  torch::Tensor forward(const torch::Tensor& x) {
-    return fc2(torch::tanh(fc1(x)));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(fc1(x))); }
 
   torch::nn::Linear fc1, fc2;
 };
 
-void RunDoubleGrad(const RunSettings& s, const ParameterObserver& observe,
-                   ModelRun* run) {
+void RunDoubleGrad(const RunSettings& s, const ParameterObserver& observe, ModelRun* run) {
   SmoothNet net;
   Train(
       net, s, GradReset::kSetToNone, 0.05,
@@ -393,9 +362,8 @@ void RunDoubleGrad(const RunSettings& s, const ParameterObserver& observe,
         torch::Tensor target = torch::randn({s.batch, 1});
         torch::Tensor out = net.forward(x);
         torch::Tensor task_loss = torch::mse_loss(out, target);
-        torch::Tensor input_grad =
-            torch::autograd::grad({out.sum()}, {x}, {}, /*retain_graph=*/true,
-                                  /*create_graph=*/true)[0];
+        torch::Tensor input_grad = torch::autograd::grad({out.sum()}, {x}, {}, /*retain_graph=*/true,
+                                                         /*create_graph=*/true)[0];
         return task_loss + kPenaltyWeight * input_grad.pow(2).sum();
       },
       observe, run);
@@ -412,26 +380,19 @@ struct ModelEntry {
 
 const std::vector<ModelEntry>& Entries() {
   static const auto* const kEntries = new std::vector<ModelEntry>{
-      {{"mlp",
-        "3-layer ReLU MLP, MSE loss; grads undefined on step 1, zeroed later",
-        8, 1},
-       RunMlp},
+      {{"mlp", "3-layer ReLU MLP, MSE loss; grads undefined on step 1, zeroed later", 8, 1}, RunMlp},
       {{"cnn",
         "Conv2d+BatchNorm2d, max and avg pooling, Dropout, Linear, cross "
         "entropy on 1x12x12 images",
         4, 1},
        RunCnn},
-      {{"lstm", "1-layer LSTM over 6 time steps, Linear head, cross entropy", 4,
-        1},
-       RunLstm},
+      {{"lstm", "1-layer LSTM over 6 time steps, Linear head, cross entropy", 4, 1}, RunLstm},
       {{"transformer",
         "TransformerEncoderLayer (d_model 16, 2 heads, GELU) over 5 tokens, "
         "Linear head",
         4, 1},
        RunTransformer},
-      {{"embedding",
-        "Embedding of int64 tokens, mean-pooled, Linear, cross entropy", 8, 1},
-       RunEmbedding},
+      {{"embedding", "Embedding of int64 tokens, mean-pooled, Linear, cross entropy", 8, 1}, RunEmbedding},
       {{"custom",
         "MLP with a C++ custom autograd Function (alpha*x*sigmoid(x)) saving a "
         "tensor and a scalar",
@@ -487,29 +448,23 @@ const ModelInfo* FindModel(const std::string& name) {
 }
 
 bool RunModel(const std::string& name, const ModelOptions& options,
-              const ParameterObserver& observe_parameters, ModelRun* run,
-              std::string* err) {
+              const ParameterObserver& observe_parameters, ModelRun* run, std::string* err) {
   const ModelEntry* entry = FindEntry(name);
   if (entry == nullptr) {
-    return Fail(err, "unknown model '" + name +
-                         "'; `cautograd record --list` lists the models");
+    return Fail(err, "unknown model '" + name + "'; `cautograd record --list` lists the models");
   }
   // 0 means "the model's default" (see ModelOptions); anything else must be
   // in range.
   RunSettings settings;
-  settings.batch =
-      options.batch == 0 ? entry->info.default_batch : options.batch;
-  settings.steps =
-      options.steps == 0 ? entry->info.default_steps : options.steps;
+  settings.batch = options.batch == 0 ? entry->info.default_batch : options.batch;
+  settings.steps = options.steps == 0 ? entry->info.default_steps : options.steps;
   settings.run_backward = options.run_backward;
   if (settings.batch < 1 || settings.batch > kMaxBatch) {
-    return Fail(err, "batch must be between 1 and " +
-                         std::to_string(kMaxBatch) + ", got " +
+    return Fail(err, "batch must be between 1 and " + std::to_string(kMaxBatch) + ", got " +
                          std::to_string(options.batch));
   }
   if (settings.steps < 1 || settings.steps > kMaxSteps) {
-    return Fail(err, "steps must be between 1 and " +
-                         std::to_string(kMaxSteps) + ", got " +
+    return Fail(err, "steps must be between 1 and " + std::to_string(kMaxSteps) + ", got " +
                          std::to_string(options.steps));
   }
 
@@ -522,8 +477,7 @@ bool RunModel(const std::string& name, const ModelOptions& options,
     entry->run(settings, observe_parameters, out);
   } catch (const c10::Error& e) {
     out->grads.clear();
-    return Fail(err,
-                "model '" + name + "' failed: " + e.what_without_backtrace());
+    return Fail(err, "model '" + name + "' failed: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
     out->grads.clear();
     return Fail(err, "model '" + name + "' failed: " + e.what());

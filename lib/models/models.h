@@ -21,8 +21,8 @@ struct ModelInfo {
 };
 
 struct ModelOptions {
-  int steps = 0;   // 0: the model's default
-  int batch = 0;   // 0: the model's default
+  int steps = 0;  // 0: the model's default
+  int batch = 0;  // 0: the model's default
   uint64_t seed = 0;
   // If set, each step calls it with the loss instead of loss.backward()
   // (cautograd bench times backward repeatedly on one graph). It must leave
@@ -51,7 +51,6 @@ const ModelInfo* FindModel(const std::string& name);
 // Runs `options.steps` training steps of model `name`. Returns false and
 // fills *err on an unknown model or bad options; never prints or exits.
 bool RunModel(const std::string& name, const ModelOptions& options,
-              const ParameterObserver& observe_parameters, ModelRun* run,
-              std::string* err);
+              const ParameterObserver& observe_parameters, ModelRun* run, std::string* err);
 
 }  // namespace cautograd

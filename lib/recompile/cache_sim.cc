@@ -185,9 +185,12 @@ std::string Join(const std::vector<std::string>& items) {
 std::string EdgesText(const std::vector<EdgeKey>& edges) {
   std::vector<std::string> parts;
   for (const EdgeKey& e : edges) {
-    if (e.target == -1) parts.push_back("none");
-    else if (e.target == -2) parts.push_back("a node that did not run");
-    else parts.push_back("NodeCall " + std::to_string(e.target) + " input " + std::to_string(e.input));
+    if (e.target == -1)
+      parts.push_back("none");
+    else if (e.target == -2)
+      parts.push_back("a node that did not run");
+    else
+      parts.push_back("NodeCall " + std::to_string(e.target) + " input " + std::to_string(e.input));
   }
   return "[" + Join(parts) + "]";
 }
@@ -200,7 +203,8 @@ std::string Bool(bool b) { return b ? "True" : "False"; }
 
 class Explainer {
  public:
-  Explainer(const KeyedCall& kc, int64_t node_call) : kc_(kc), p_(node_call), kn_(kc.nodes[size_t(node_call)]) {}
+  Explainer(const KeyedCall& kc, int64_t node_call)
+      : kc_(kc), p_(node_call), kn_(kc.nodes[size_t(node_call)]) {}
 
   // The differences between a cached node's key and this call's node at the
   // same NodeCall, most telling first.
@@ -512,7 +516,8 @@ class Cache {
 
   // `candidates`: the entries of the call's graph; under kStatic a new one
   // is added to them.
-  void CheckSizes(const KeyedCall& kc, int64_t position, std::vector<int64_t>* candidates, CacheCallResult* r) {
+  void CheckSizes(const KeyedCall& kc, int64_t position, std::vector<int64_t>* candidates,
+                  CacheCallResult* r) {
     if (sim_.mode == DynamicMode::kStatic) {
       // Each tuple of sizes is its own entry; a miss is explained against
       // the entry that differs in the fewest sizes.
@@ -534,7 +539,8 @@ class Cache {
       }
       const CacheEntry& e = sim_.entries[size_t(closest)];
       for (size_t j = 0; j < e.sizes.size(); ++j)
-        if (e.sizes[j].value != kc.size_values[j]) r->reasons.push_back(SizeReason(e.sizes[j], kc.size_values[j], kc));
+        if (e.sizes[j].value != kc.size_values[j])
+          r->reasons.push_back(SizeReason(e.sizes[j], kc.size_values[j], kc));
       r->entry = NewEntry(kc, position);
       candidates->push_back(r->entry);
       return;
@@ -548,8 +554,9 @@ class Cache {
       if (s.dynamic || s.value == now) continue;
       MissReason reason = SizeReason(s, now, kc);
       reason.now_dynamic = true;
-      reason.log = "Cache miss due to changed shapes: marking size idx " + std::to_string(reason.size_index_in_node) +
-                   " of " + reason.node_type + " (NodeCall " + std::to_string(reason.node_call) + ") as dynamic";
+      reason.log = "Cache miss due to changed shapes: marking size idx " +
+                   std::to_string(reason.size_index_in_node) + " of " + reason.node_type + " (NodeCall " +
+                   std::to_string(reason.node_call) + ") as dynamic";
       r->reasons.push_back(reason);
       s.dynamic = true;
       s.dynamic_since = position;
@@ -558,14 +565,15 @@ class Cache {
   }
 
   static void AddLog(const std::string& line, CacheCallResult* r) {
-    if (!line.empty() && std::find(r->log.begin(), r->log.end(), line) == r->log.end()) r->log.push_back(line);
+    if (!line.empty() && std::find(r->log.begin(), r->log.end(), line) == r->log.end())
+      r->log.push_back(line);
   }
 
   // The summary line newer PyTorch prints for a shape miss, before the
   // per-size lines older versions print.
   static void ShapeLog(CacheCallResult* r) {
-    std::string line = "Cache miss due to " + std::to_string(r->reasons.size()) + " changed tensor shapes (total of " +
-                       std::to_string(r->sizes) + "): ";
+    std::string line = "Cache miss due to " + std::to_string(r->reasons.size()) +
+                       " changed tensor shapes (total of " + std::to_string(r->sizes) + "): ";
     for (size_t i = 0; i < r->reasons.size(); ++i)
       line += (i ? ", " : "") + std::string("sizes[") + std::to_string(r->reasons[i].size_index) + "]";
     r->log.insert(r->log.begin(), line);
@@ -577,29 +585,41 @@ class Cache {
 
 }  // namespace
 
-
 const char* ReasonKindName(MissReason::Kind kind) {
   using K = MissReason::Kind;
   switch (kind) {
-    case K::kCacheEmpty: return "cache_empty";
-    case K::kNodeType: return "node_type";
-    case K::kGraphEnds: return "graph_ends";
-    case K::kHooks: return "hooks";
-    case K::kEdges: return "edges";
-    case K::kTensorCount: return "tensor_count";
-    case K::kTensor: return "tensor";
-    case K::kScalar: return "scalar";
-    case K::kSizeCount: return "size_count";
-    case K::kSize: return "size";
+    case K::kCacheEmpty:
+      return "cache_empty";
+    case K::kNodeType:
+      return "node_type";
+    case K::kGraphEnds:
+      return "graph_ends";
+    case K::kHooks:
+      return "hooks";
+    case K::kEdges:
+      return "edges";
+    case K::kTensorCount:
+      return "tensor_count";
+    case K::kTensor:
+      return "tensor";
+    case K::kScalar:
+      return "scalar";
+    case K::kSizeCount:
+      return "size_count";
+    case K::kSize:
+      return "size";
   }
   return "?";
 }
 
 const char* DynamicModeName(DynamicMode mode) {
   switch (mode) {
-    case DynamicMode::kAuto: return "auto";
-    case DynamicMode::kStatic: return "static";
-    case DynamicMode::kAll: return "all";
+    case DynamicMode::kAuto:
+      return "auto";
+    case DynamicMode::kStatic:
+      return "static";
+    case DynamicMode::kAll:
+      return "all";
   }
   return "?";
 }
@@ -641,7 +661,8 @@ CacheSimulation SimulateCache(const std::vector<CacheCall>& calls, DynamicMode m
 std::string ReasonHint(const MissReason& r) {
   using K = MissReason::Kind;
   switch (r.kind) {
-    case K::kCacheEmpty: return "";
+    case K::kCacheEmpty:
+      return "";
     case K::kNodeType:
     case K::kGraphEnds:
     case K::kEdges:
@@ -655,13 +676,15 @@ std::string ReasonHint(const MissReason& r) {
     case K::kTensor:
       if (r.field == "defined" && r.role == "old_grad" && r.new_value == "defined")
         return "once: .grad was undefined (the first step) and is now zeroed in place; with "
-               "zero_grad(set_to_none=True), PyTorch's default, it stays undefined and this recompile goes away";
+               "zero_grad(set_to_none=True), PyTorch's default, it stays undefined and this recompile goes "
+               "away";
       if (r.field == "defined" && r.role == "old_grad")
         return ".grad was zeroed in place and is now set to None: reset grads one way on every step";
       if (r.field == "defined")
         return "a gradient is undefined on some calls and not on others (an output that does not always "
                "contribute to the loss)";
-      if (r.field == "dtype") return "keep dtypes fixed across steps (autocast on some steps only changes them)";
+      if (r.field == "dtype")
+        return "keep dtypes fixed across steps (autocast on some steps only changes them)";
       if (r.field == "device") return "keep the tensors on one device across steps";
       if (r.field == "requires_grad")
         return "freezing or unfreezing parameters changes the key: do it once, not between steps";

@@ -50,11 +50,13 @@ struct SizeInput {
 // NodeCall position); the fields a kind does not use keep their defaults.
 struct MissReason {
   enum class Kind {
-    kCacheEmpty,   // the first call: nothing compiled yet
-    kNodeType,     // at this NodeCall no cached graph has this node type (old_value: one that was there, "" if graphs ended)
-    kGraphEnds,    // the graph ends after this node where the cached graphs go on (old_value: the node they have next)
-    kHooks,        // the node's hooks, by kind, changed (old/new: comma lists)
-    kEdges,        // the node's next edges lead elsewhere
+    kCacheEmpty,  // the first call: nothing compiled yet
+    kNodeType,    // at this NodeCall no cached graph has this node type (old_value: one that was there, "" if
+                  // graphs ended)
+    kGraphEnds,   // the graph ends after this node where the cached graphs go on (old_value: the node they
+                  // have next)
+    kHooks,       // the node's hooks, by kind, changed (old/new: comma lists)
+    kEdges,       // the node's next edges lead elsewhere
     kTensorCount,  // the node lifts another number of tensors
     kTensor,       // a lifted tensor's `field` changed: dtype, device, requires_grad, defined, role, identity
     kScalar,       // a scalar argument of one of the node's ops changed
@@ -71,9 +73,9 @@ struct MissReason {
   std::string leaf;     // parameter name, where there is one
   int64_t op = -1;      // op index in the missing call
   std::string op_name;
-  std::string arg;      // argument name (kScalar, argument sizes)
-  int64_t dim = -1;     // dimension of the tensor, or element of the argument
-  int64_t size_index = -1;     // kSize: sizes[size_index]
+  std::string arg;          // argument name (kScalar, argument sizes)
+  int64_t dim = -1;         // dimension of the tensor, or element of the argument
+  int64_t size_index = -1;  // kSize: sizes[size_index]
   int64_t size_index_in_node = -1;
   std::string old_value, new_value;
   bool now_dynamic = false;  // kSize: the size is dynamic from this call on
@@ -98,7 +100,7 @@ struct CacheCallResult {
 
 // One size input of a cache entry.
 struct EntrySize {
-  SizeInput input;  // as the entry's first call had it
+  SizeInput input;    // as the entry's first call had it
   int64_t value = 0;  // the value compiled in while static
   bool dynamic = false;
   int64_t dynamic_since = -1;  // position in CacheSimulation::calls of the call that made it dynamic
@@ -127,7 +129,6 @@ struct CacheSimulation {
 };
 
 CacheSimulation SimulateCache(const std::vector<CacheCall>& calls, DynamicMode mode);
-
 
 // How to avoid a reason, in one line (docs/recompile.md says more).
 std::string ReasonHint(const MissReason& reason);

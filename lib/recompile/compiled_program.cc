@@ -17,7 +17,9 @@ std::map<int64_t, int64_t> NodeCalls(const Call& call) {
   return position;
 }
 
-bool IsAccumulateGrad(const Node& node) { return node.leaf.has_value() || node.type == "torch::autograd::AccumulateGrad"; }
+bool IsAccumulateGrad(const Node& node) {
+  return node.leaf.has_value() || node.type == "torch::autograd::AccumulateGrad";
+}
 
 class ProgramBuilder {
  public:
@@ -59,7 +61,8 @@ class ProgramBuilder {
     for (const Node& node : call_.nodes) {
       if (!node.executed || !node.leaf || node.leaf->grad_after < 0) continue;
       add(node.leaf->grad_after,
-          (node.leaf->name.empty() ? "leaf t" + std::to_string(node.leaf->tensor) : node.leaf->name) + ".grad");
+          (node.leaf->name.empty() ? "leaf t" + std::to_string(node.leaf->tensor) : node.leaf->name) +
+              ".grad");
     }
     for (const Value& v : call_.values)
       if (v.when == Value::When::kEnd) add(v.tensor, "final value");
@@ -108,8 +111,10 @@ class ProgramBuilder {
 
   ProgramOp::Kind KindOf(const Op& op) const {
     switch (op.phase) {
-      case Op::Phase::kEngine: return ProgramOp::Kind::kEngine;
-      case Op::Phase::kPreHook: return ProgramOp::Kind::kHook;
+      case Op::Phase::kEngine:
+        return ProgramOp::Kind::kEngine;
+      case Op::Phase::kPreHook:
+        return ProgramOp::Kind::kHook;
       case Op::Phase::kPostNode:
         return op.name == "aten::add" ? ProgramOp::Kind::kGradSum : ProgramOp::Kind::kPostNode;
       case Op::Phase::kNode:
@@ -140,7 +145,8 @@ class ProgramBuilder {
   void Order() {
     const size_t n = call_.ops.size();
     std::vector<bool> moved(n, false);
-    for (size_t i = 0; i < n; ++i) moved[i] = live_[i] && KindOf(call_.ops[i]) == ProgramOp::Kind::kAccumulate;
+    for (size_t i = 0; i < n; ++i)
+      moved[i] = live_[i] && KindOf(call_.ops[i]) == ProgramOp::Kind::kAccumulate;
     for (bool changed = true; changed;) {
       changed = false;
       for (size_t i = 0; i < n; ++i) {
@@ -241,8 +247,12 @@ class ProgramBuilder {
 class Binder {
  public:
   Binder(const CompiledProgram& program, const Call& call, std::string* err)
-      : p_(program), ref_(*program.reference), call_(call), err_(err),
-        ref_map_(ref_.tensors.size(), -1), call_map_(call.tensors.size(), -1) {}
+      : p_(program),
+        ref_(*program.reference),
+        call_(call),
+        err_(err),
+        ref_map_(ref_.tensors.size(), -1),
+        call_map_(call.tensors.size(), -1) {}
 
   bool Bind(BoundCall* out) {
     if (call_.ops.size() != ref_.ops.size())
@@ -319,7 +329,8 @@ class Binder {
 
   bool Match(const Arg& want, const Arg& got, const std::string& arg, const ProgramOp& pop) {
     using K = Arg::Kind;
-    if (want.kind != got.kind) return Fail("argument '" + arg + "' is " + ArgText(got) + ", the program has " + ArgText(want));
+    if (want.kind != got.kind)
+      return Fail("argument '" + arg + "' is " + ArgText(got) + ", the program has " + ArgText(want));
     switch (want.kind) {
       case K::kTensor:
         return MapTensor(want.tensor, got.tensor, arg);
@@ -343,8 +354,8 @@ class Binder {
           bool dynamic = false;
           for (const SizeSymbol& s : pop.symbols) dynamic |= s.arg == arg && s.element == int64_t(k);
           if (!dynamic && a[k] != b[k])
-            return Fail("argument '" + arg + "' element " + std::to_string(k) + " is " + std::to_string(b[k]) +
-                        ", a static size " + std::to_string(a[k]) + " in the program");
+            return Fail("argument '" + arg + "' element " + std::to_string(k) + " is " +
+                        std::to_string(b[k]) + ", a static size " + std::to_string(a[k]) + " in the program");
         }
         return true;
       }
@@ -368,12 +379,18 @@ class Binder {
 
 const char* ProgramOpKindName(ProgramOp::Kind kind) {
   switch (kind) {
-    case ProgramOp::Kind::kNode: return "node";
-    case ProgramOp::Kind::kHook: return "hook";
-    case ProgramOp::Kind::kPostNode: return "post_node";
-    case ProgramOp::Kind::kGradSum: return "grad_sum";
-    case ProgramOp::Kind::kAccumulate: return "accumulate";
-    case ProgramOp::Kind::kEngine: return "engine";
+    case ProgramOp::Kind::kNode:
+      return "node";
+    case ProgramOp::Kind::kHook:
+      return "hook";
+    case ProgramOp::Kind::kPostNode:
+      return "post_node";
+    case ProgramOp::Kind::kGradSum:
+      return "grad_sum";
+    case ProgramOp::Kind::kAccumulate:
+      return "accumulate";
+    case ProgramOp::Kind::kEngine:
+      return "engine";
   }
   return "?";
 }

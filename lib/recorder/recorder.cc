@@ -199,7 +199,8 @@ struct CallRecorder {
       // Sparse and other layouts have no strides; describe them as dense.
       info.strides.assign(info.shape.size(), 1);
       for (int64_t d = int64_t(info.shape.size()) - 2; d >= 0; --d)
-        info.strides[size_t(d)] = info.strides[size_t(d) + 1] * std::max<int64_t>(info.shape[size_t(d) + 1], 1);
+        info.strides[size_t(d)] =
+            info.strides[size_t(d) + 1] * std::max<int64_t>(info.shape[size_t(d) + 1], 1);
     }
     info.dtype = DtypeOf(t);
     info.device = t.device().str();
@@ -371,7 +372,7 @@ struct CallRecorder {
         if (!f) continue;
         std::string target = c10::demangle(f.target_type().name());
         Hook::Kind kind = target.find("retain_grad") != std::string::npos ? Hook::Kind::kRetainGrad
-                                                                           : Hook::Kind::kTensorPreHook;
+                                                                          : Hook::Kind::kTensorPreHook;
         n->hooks.push_back({kind, "cpp", target});
       }
     } else if (type.find("torch::autograd::PyFunction") == 0) {
@@ -446,8 +447,8 @@ struct CallRecorder {
           continue;
       }
       const at::Tensor& g = acc->variable.grad();
-      out.push_back({int64_t(id), g.defined() ? g.unsafeGetTensorImpl() : nullptr,
-                     g.defined() ? g._version() : -1});
+      out.push_back(
+          {int64_t(id), g.defined() ? g.unsafeGetTensorImpl() : nullptr, g.defined() ? g._version() : -1});
     }
     return out;
   }
@@ -476,8 +477,10 @@ struct CallRecorder {
     int64_t id = -1;
     if (name == kAccumulateGrad) {
       auto candidates = AccumulateCandidates(inputs.empty() ? at::Tensor() : inputs[0]);
-      if (candidates.size() == 1) id = candidates[0].node;
-      else if (eval) eval->candidates = std::move(candidates);
+      if (candidates.size() == 1)
+        id = candidates[0].node;
+      else if (eval)
+        eval->candidates = std::move(candidates);
     } else {
       auto it = by_seq.find({uint64_t(fn.seqNr()), fn.forwardThreadId()});
       if (it != by_seq.end()) id = it->second;
@@ -487,10 +490,12 @@ struct CallRecorder {
       eval->node = id;
     }
     if (id < 0 && !(eval && !eval->candidates.empty()))
-      throw RecorderFailure("cannot find node '" + name + "' (sequence number " +
-                            std::to_string(fn.seqNr()) + ") in the graph");
-    if (id >= 0) BeginNode(id, inputs, eval);
-    else eval->candidate_inputs = std::move(inputs);
+      throw RecorderFailure("cannot find node '" + name + "' (sequence number " + std::to_string(fn.seqNr()) +
+                            ") in the graph");
+    if (id >= 0)
+      BeginNode(id, inputs, eval);
+    else
+      eval->candidate_inputs = std::move(inputs);
   }
 
   void BeginNode(int64_t id, const std::vector<at::Tensor>& inputs, EvalFrame* eval) {
@@ -934,9 +939,7 @@ Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) 
 
 Recorder::~Recorder() { Finish(); }
 
-bool Recorder::active() const {
-  return g_state.load() == state_.get() && !state_->disabled;
-}
+bool Recorder::active() const { return g_state.load() == state_.get() && !state_->disabled; }
 
 std::string Recorder::error() const {
   std::lock_guard<std::mutex> lock(state_->mu);

@@ -47,7 +47,8 @@ std::string ReadAll(int fd) {
 
 }  // namespace
 
-bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err) {
+bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayReport* report,
+                    std::string* err) {
   void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     *err = std::string("cannot share memory with the replay process: ") + std::strerror(errno);
@@ -79,8 +80,10 @@ bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayRepo
     ReplayReport r;
     std::string e;
     nlohmann::json out;
-    if (Replay(trace, child, &r, &e)) out = {{"report", ReportToJson(r)}};
-    else out = {{"error", e}};
+    if (Replay(trace, child, &r, &e))
+      out = {{"report", ReportToJson(r)}};
+    else
+      out = {{"error", e}};
     bool ok = WriteAll(fds[1], out.dump());
     close(fds[1]);
     _exit(ok ? 0 : 1);
@@ -97,19 +100,22 @@ bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayRepo
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     std::string where = "the replay";
-    if (call >= 0 && op >= 0 && call < int64_t(trace.calls.size()) && op < int64_t(trace.calls[size_t(call)].ops.size())) {
+    if (call >= 0 && op >= 0 && call < int64_t(trace.calls.size()) &&
+        op < int64_t(trace.calls[size_t(call)].ops.size())) {
       const Op& o = trace.calls[size_t(call)].ops[size_t(op)];
       where = "call " + std::to_string(call) + ", op " + std::to_string(op) + " (" +
               (o.overload.empty() ? o.name : o.name + "." + o.overload) + ")";
     }
     *err = where + " crashed (" + strsignal(sig) + ")" +
-           (sig == SIGKILL ? ", probably out of memory; lower --max-memory"
-                           : "; its recorded arguments are invalid for the operator (a tampered or corrupt trace?)");
+           (sig == SIGKILL
+                ? ", probably out of memory; lower --max-memory"
+                : "; its recorded arguments are invalid for the operator (a tampered or corrupt trace?)");
     return false;
   }
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    *err = "the replay process ended without a report (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
+    *err =
+        "the replay process ended without a report (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
     return false;
   }
   if (j.contains("error")) {

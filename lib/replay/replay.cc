@@ -9,9 +9,9 @@
 
 #include <ATen/ATen.h>
 #include <ATen/MemoryOverlap.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/jit_type.h>
-#include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/api/include/torch/version.h>
 
@@ -29,8 +29,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Operators that reach outside memory (files, the terminal): never replayed.
-const std::set<std::string> kDenied = {"aten::from_file", "aten::warn", "prim::Print", "aten::_print",
-                                       "prim::RaiseException", "aten::_assert_async"};
+const std::set<std::string> kDenied = {"aten::from_file", "aten::warn",           "prim::Print",
+                                       "aten::_print",    "prim::RaiseException", "aten::_assert_async"};
 
 std::string Where(int64_t call, const Op& op) {
   return "call " + std::to_string(call) + ", op " + std::to_string(op.index) + " (" + OpLabel(op) + ")";
@@ -49,17 +49,17 @@ struct ReadyOp {
 struct Program {
   const Call* call = nullptr;
   std::vector<ReadyOp> ops;
-  std::vector<int64_t> inputs;        // tensor ids taken from outside, in first-use order
+  std::vector<int64_t> inputs;  // tensor ids taken from outside, in first-use order
   // Inputs whose recorded value is the memory as it was when the call
   // started: written before the first op. The others were first used after
   // an op wrote to memory they share; their value is checked instead, before
   // that use (which is how replay proves aliasing is reproduced).
   std::set<int64_t> written_at_start;
   std::multimap<int64_t, const Value*> before_op_values;  // op -> values to check
-  std::vector<int64_t> last_use;      // per tensor: last op that reads it, -1: none
-  std::vector<bool> keep;             // per tensor: needed after the last op
-  std::map<int64_t, const Value*> first_values;        // tensor -> value at first use
-  std::multimap<int64_t, const Value*> after_op_values;  // op -> values to check
+  std::vector<int64_t> last_use;                          // per tensor: last op that reads it, -1: none
+  std::vector<bool> keep;                                 // per tensor: needed after the last op
+  std::map<int64_t, const Value*> first_values;           // tensor -> value at first use
+  std::multimap<int64_t, const Value*> after_op_values;   // op -> values to check
   std::vector<const Value*> end_values;
   int64_t peak_bytes = 0;
 };
@@ -105,8 +105,7 @@ class Compiler {
           if (!ok || defined_[size_t(id)]) return;
           if (made_at[size_t(id)] >= 0) {
             ok = Fail(Where(call_.index, op) + ": argument " + std::to_string(i) + " uses tensor " +
-                      std::to_string(id) + " before op " + std::to_string(made_at[size_t(id)]) +
-                      " makes it");
+                      std::to_string(id) + " before op " + std::to_string(made_at[size_t(id)]) + " makes it");
             return;
           }
           ok = AddInput(id, op, program);
@@ -139,7 +138,6 @@ class Compiler {
     return false;
   }
 
-
   // Byte range [begin, end) a tensor's elements span in its storage.
   std::pair<int64_t, int64_t> Extent(int64_t id) const {
     const TensorInfo& t = call_.tensors[size_t(id)];
@@ -171,12 +169,13 @@ class Compiler {
     if (WrittenBefore(id)) {
       if (value != program->first_values.end()) program->before_op_values.emplace(op.index, value->second);
       return t.storage >= 0 || Fail(Where(call_.index, op) + ": tensor " + std::to_string(id) +
-                                        " has no strided storage; replay supports strided tensors only");
+                                    " has no strided storage; replay supports strided tensors only");
     }
     program->written_at_start.insert(id);
     if (IsIntegralDtype(t.dtype) && value == program->first_values.end())
       return Fail(Where(call_.index, op) + ": tensor " + std::to_string(id) + " (" + t.dtype + " " +
-                  ShapeText(t.shape) + ") comes from outside the call and the trace holds no values "
+                  ShapeText(t.shape) +
+                  ") comes from outside the call and the trace holds no values "
                   "for it; integer and bool tensors are never invented. Record with --values ints or all");
     if (t.storage < 0)
       return Fail(Where(call_.index, op) + ": tensor " + std::to_string(id) +
@@ -208,8 +207,8 @@ class Compiler {
     ready->schema = &schema;
     const auto& params = schema.arguments();
     if (op.args.size() > params.size())
-      return Fail(Where(call_.index, op) + ": " + std::to_string(op.args.size()) + " arguments, the schema has " +
-                  std::to_string(params.size()));
+      return Fail(Where(call_.index, op) + ": " + std::to_string(op.args.size()) +
+                  " arguments, the schema has " + std::to_string(params.size()));
     for (size_t i = 0; i < params.size(); ++i) {
       if (params[i].type()->kind() == c10::TypeKind::StringType &&
           (params[i].name() == "filename" || params[i].name() == "path"))
@@ -253,28 +252,43 @@ class Compiler {
       return ok;
     };
     switch (type.kind()) {
-      case c10::TypeKind::TensorType: return want(a.kind == K::kTensor, "a Tensor");
+      case c10::TypeKind::TensorType:
+        return want(a.kind == K::kTensor, "a Tensor");
       case c10::TypeKind::IntType:
-      case c10::TypeKind::SymIntType: return want(a.kind == K::kInt, "an int");
-      case c10::TypeKind::FloatType: return want(a.kind == K::kFloat || a.kind == K::kInt, "a float");
+      case c10::TypeKind::SymIntType:
+        return want(a.kind == K::kInt, "an int");
+      case c10::TypeKind::FloatType:
+        return want(a.kind == K::kFloat || a.kind == K::kInt, "a float");
       case c10::TypeKind::NumberType:
         return want(a.kind == K::kInt || a.kind == K::kFloat || a.kind == K::kBool, "a Scalar");
-      case c10::TypeKind::BoolType: return want(a.kind == K::kBool, "a bool");
-      case c10::TypeKind::StringType: return want(a.kind == K::kString, "a string");
-      case c10::TypeKind::ScalarTypeType: return want(a.kind == K::kDtype, "a dtype");
-      case c10::TypeKind::LayoutType: return want(a.kind == K::kLayout, "a layout");
-      case c10::TypeKind::MemoryFormatType: return want(a.kind == K::kMemoryFormat, "a memory format");
-      case c10::TypeKind::DeviceObjType: return want(a.kind == K::kDevice, "a device");
+      case c10::TypeKind::BoolType:
+        return want(a.kind == K::kBool, "a bool");
+      case c10::TypeKind::StringType:
+        return want(a.kind == K::kString, "a string");
+      case c10::TypeKind::ScalarTypeType:
+        return want(a.kind == K::kDtype, "a dtype");
+      case c10::TypeKind::LayoutType:
+        return want(a.kind == K::kLayout, "a layout");
+      case c10::TypeKind::MemoryFormatType:
+        return want(a.kind == K::kMemoryFormat, "a memory format");
+      case c10::TypeKind::DeviceObjType:
+        return want(a.kind == K::kDevice, "a device");
       case c10::TypeKind::ListType: {
         auto element = type.castRaw<c10::ListType>()->getElementType();
         switch (element->kind()) {
           case c10::TypeKind::IntType:
-          case c10::TypeKind::SymIntType: return want(a.kind == K::kIntList, "a list of ints");
-          case c10::TypeKind::FloatType: return want(a.kind == K::kFloatList, "a list of floats");
-          case c10::TypeKind::BoolType: return want(a.kind == K::kBoolList, "a list of bools");
-          case c10::TypeKind::TensorType: return want(a.kind == K::kTensorList, "a list of Tensors");
-          case c10::TypeKind::OptionalType: return want(a.kind == K::kTensorList, "a list of optional Tensors");
-          default: break;
+          case c10::TypeKind::SymIntType:
+            return want(a.kind == K::kIntList, "a list of ints");
+          case c10::TypeKind::FloatType:
+            return want(a.kind == K::kFloatList, "a list of floats");
+          case c10::TypeKind::BoolType:
+            return want(a.kind == K::kBoolList, "a list of bools");
+          case c10::TypeKind::TensorType:
+            return want(a.kind == K::kTensorList, "a list of Tensors");
+          case c10::TypeKind::OptionalType:
+            return want(a.kind == K::kTensorList, "a list of optional Tensors");
+          default:
+            break;
         }
         break;
       }
@@ -356,7 +370,9 @@ class Runner {
     return true;
   }
   bool ConvertArg(const Arg& a, const c10::Type& type, c10::IValue* out) { return ToIValue(a, type, out); }
-  static std::string IndicesProblem(const Op& op, const torch::jit::Stack& stack) { return CheckIndices(op, stack); }
+  static std::string IndicesProblem(const Op& op, const torch::jit::Stack& stack) {
+    return CheckIndices(op, stack);
+  }
   static std::string FirstLineOf(const std::string& s) { return FirstLine(s); }
 
  private:
@@ -423,8 +439,8 @@ class Runner {
       const StorageInfo& s = call_.storages[size_t(t.storage)];
       at::TensorOptions opts;
       std::string why;
-      if (!Options(t, &opts, &why)) return Fail("call " + std::to_string(call_.index) + ": tensor " +
-                                                std::to_string(id) + ": " + why);
+      if (!Options(t, &opts, &why))
+        return Fail("call " + std::to_string(call_.index) + ": tensor " + std::to_string(id) + ": " + why);
       int64_t elem = DtypeSize(t.dtype);
       try {
         auto it = bases.find(t.storage);
@@ -442,8 +458,8 @@ class Runner {
         }
         env_[size_t(id)] = it->second.as_strided(t.shape, t.strides, t.offset);
       } catch (const c10::Error& e) {
-        return Fail("call " + std::to_string(call_.index) + ": cannot make input tensor " + std::to_string(id) +
-                    " (" + t.device + "): " + FirstLine(e.what_without_backtrace()));
+        return Fail("call " + std::to_string(call_.index) + ": cannot make input tensor " +
+                    std::to_string(id) + " (" + t.device + "): " + FirstLine(e.what_without_backtrace()));
       }
       ++result_->inputs;
       auto value = p_.first_values.find(id);
@@ -493,8 +509,12 @@ class Runner {
       return ToIValue(a, *opt->getElementType(), out);
     }
     switch (a.kind) {
-      case K::kNone: *out = c10::IValue(); return true;
-      case K::kTensor: *out = a.tensor < 0 ? at::Tensor() : env_[size_t(a.tensor)]; return true;
+      case K::kNone:
+        *out = c10::IValue();
+        return true;
+      case K::kTensor:
+        *out = a.tensor < 0 ? at::Tensor() : env_[size_t(a.tensor)];
+        return true;
       case K::kTensorList: {
         if (type.castRaw<c10::ListType>()->getElementType()->kind() == c10::TypeKind::OptionalType) {
           c10::List<c10::optional<at::Tensor>> list;
@@ -510,11 +530,21 @@ class Runner {
       case K::kInt:
         *out = type.kind() == c10::TypeKind::FloatType ? c10::IValue(double(a.i)) : c10::IValue(a.i);
         return true;
-      case K::kFloat: *out = a.f; return true;
-      case K::kBool: *out = a.b; return true;
-      case K::kString: *out = a.text; return true;
-      case K::kIntList: *out = a.ints; return true;
-      case K::kFloatList: *out = a.floats; return true;
+      case K::kFloat:
+        *out = a.f;
+        return true;
+      case K::kBool:
+        *out = a.b;
+        return true;
+      case K::kString:
+        *out = a.text;
+        return true;
+      case K::kIntList:
+        *out = a.ints;
+        return true;
+      case K::kFloatList:
+        *out = a.floats;
+        return true;
       case K::kBoolList: {
         c10::List<bool> list;
         for (bool b : a.bools) list.push_back(b);
@@ -539,9 +569,12 @@ class Runner {
         *out = int64_t(m);
         return true;
       }
-      case K::kDevice: *out = c10::Device(a.text); return true;
+      case K::kDevice:
+        *out = c10::Device(a.text);
+        return true;
       case K::kList:
-      case K::kOpaque: return false;
+      case K::kOpaque:
+        return false;
     }
     return false;
   }
@@ -599,22 +632,24 @@ class Runner {
     at::Tensor ok = ((indices >= 0) & (indices < num_weights)) | (indices == padding_idx);
     if (ok.all().item<bool>()) return "";
     return "an index is outside [0, " + std::to_string(num_weights) + ") (min " +
-           std::to_string(indices.min().item<int64_t>()) + ", max " + std::to_string(indices.max().item<int64_t>()) +
-           "); refused, the kernel would write out of bounds";
+           std::to_string(indices.min().item<int64_t>()) + ", max " +
+           std::to_string(indices.max().item<int64_t>()) + "); refused, the kernel would write out of bounds";
   }
 
   bool Bind(const Op& op, size_t i, const Arg& out, const c10::IValue& v) {
     if (out.kind == Arg::Kind::kTensor && out.tensor >= 0) {
-      if (!v.isTensor()) return Fail(Where(call_.index, op) + ": output " + std::to_string(i) + " is not a tensor");
+      if (!v.isTensor())
+        return Fail(Where(call_.index, op) + ": output " + std::to_string(i) + " is not a tensor");
       return BindTensor(op, i, out.tensor, v.toTensor());
     }
     if (out.kind == Arg::Kind::kTensorList) {
-      if (!v.isTensorList()) return Fail(Where(call_.index, op) + ": output " + std::to_string(i) + " is not a tensor list");
+      if (!v.isTensorList())
+        return Fail(Where(call_.index, op) + ": output " + std::to_string(i) + " is not a tensor list");
       auto list = v.toTensorList();
       if (list.size() != out.ints.size())
-        return Diverge(op, -1, "output " + std::to_string(i), "returned " + std::to_string(list.size()) +
-                                                                 " tensors, the trace recorded " +
-                                                                 std::to_string(out.ints.size()));
+        return Diverge(op, -1, "output " + std::to_string(i),
+                       "returned " + std::to_string(list.size()) + " tensors, the trace recorded " +
+                           std::to_string(out.ints.size()));
       for (size_t k = 0; k < list.size(); ++k)
         if (out.ints[k] >= 0 && !BindTensor(op, i, out.ints[k], list.get(k))) return false;
     }
@@ -626,9 +661,12 @@ class Runner {
     std::string what = "output " + std::to_string(i);
     if (t.defined()) {
       if (t.sizes().vec() != info.shape)
-        return Diverge(op, id, what, "shape " + c10::str(t.sizes()) + ", recorded " + c10::str(c10::IntArrayRef(info.shape)));
+        return Diverge(
+            op, id, what,
+            "shape " + c10::str(t.sizes()) + ", recorded " + c10::str(c10::IntArrayRef(info.shape)));
       if (DtypeName(t.scalar_type()) != info.dtype)
-        return Diverge(op, id, what, std::string("dtype ") + DtypeName(t.scalar_type()) + ", recorded " + info.dtype);
+        return Diverge(op, id, what,
+                       std::string("dtype ") + DtypeName(t.scalar_type()) + ", recorded " + info.dtype);
     }
     env_[size_t(id)] = t;
     return true;
@@ -656,8 +694,9 @@ class Runner {
   bool Check(const Value& v, const Op* op, bool before) {
     const TensorInfo& info = call_.tensors[size_t(v.tensor)];
     const at::Tensor& got = env_[size_t(v.tensor)];
-    if (!got.defined()) return Fail("call " + std::to_string(call_.index) + ": tensor " + std::to_string(v.tensor) +
-                                    " has a recorded value but the replay never made it");
+    if (!got.defined())
+      return Fail("call " + std::to_string(call_.index) + ": tensor " + std::to_string(v.tensor) +
+                  " has a recorded value but the replay never made it");
     c10::ScalarType dtype;
     DtypeFromName(v.dtype, &dtype);
     at::Tensor want = TensorFromBytes(v.data, info.shape, dtype);
@@ -706,7 +745,7 @@ class Runner {
           d.node = n.id;
           d.node_type = n.type;
           d.what = "final .grad of leaf " + (n.leaf->name.empty() ? "tensor " + std::to_string(n.leaf->tensor)
-                                                                 : "'" + n.leaf->name + "'");
+                                                                  : "'" + n.leaf->name + "'");
         }
       }
     }
@@ -749,8 +788,8 @@ bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* repo
   *report = ReplayReport();
   report->checked = options.check;
   if (options.call >= int64_t(trace.calls.size())) {
-    *err = "no call " + std::to_string(options.call) + ": the trace has " + std::to_string(trace.calls.size()) +
-           " (numbered from 0)";
+    *err = "no call " + std::to_string(options.call) + ": the trace has " +
+           std::to_string(trace.calls.size()) + " (numbered from 0)";
     return false;
   }
   // Compile every selected call before running any: a refusal comes before
@@ -763,7 +802,8 @@ bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* repo
     try {
       if (!Compiler(call, options, err).Compile(&program)) return false;
     } catch (const std::exception& e) {
-      *err = "call " + std::to_string(call.index) + ": " + std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
+      *err = "call " + std::to_string(call.index) + ": " +
+             std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
       return false;
     }
     total += int64_t(program.ops.size());
@@ -807,7 +847,7 @@ struct PreparedCall::Impl {
   const Call* call = nullptr;
   Program program;
   std::vector<Step> steps;
-  std::vector<at::Tensor> inputs;  // per tensor id: the input, or undefined
+  std::vector<at::Tensor> inputs;                          // per tensor id: the input, or undefined
   std::vector<std::pair<at::Tensor, at::Tensor>> restore;  // input memory as bytes, its value at prepare
   std::vector<at::Tensor> env;
   torch::jit::Stack stack;
@@ -840,13 +880,16 @@ struct PreparedCall::Impl {
 
   void Dispatch(Step& s) {
     static const c10::DispatchKeySet kCpu(c10::DispatchKey::CPU);
-    if (s.direct) s.handle->redispatchBoxed(kCpu, &stack);
-    else s.handle->callBoxed(&stack);
+    if (s.direct)
+      s.handle->redispatchBoxed(kCpu, &stack);
+    else
+      s.handle->callBoxed(&stack);
   }
 
   bool Store(Step& s, std::string* err) {
     for (const auto& [position, id] : s.outputs) {
-      if (position >= stack.size() || !stack[position].isTensor()) return Fail(s, "an output is not a tensor", err);
+      if (position >= stack.size() || !stack[position].isTensor())
+        return Fail(s, "an output is not a tensor", err);
       env[size_t(id)] = std::move(stack[position]).toTensor();
     }
     for (const auto& [position, ids] : s.list_outputs) {
@@ -936,8 +979,9 @@ bool PreparedCall::Prepare(const Call& call, const ReplayOptions& options, std::
       const at::Tensor& t = p.inputs[size_t(id)];
       const c10::Storage& storage = t.storage();
       if (!seen.insert(storage.unsafeGetStorageImpl()).second || storage.nbytes() == 0) continue;
-      at::Tensor bytes = at::from_blob(storage.unsafeGetStorageImpl()->data_ptr().get(), {int64_t(storage.nbytes())},
-                                       at::TensorOptions().dtype(at::kByte).device(t.device()));
+      at::Tensor bytes =
+          at::from_blob(storage.unsafeGetStorageImpl()->data_ptr().get(), {int64_t(storage.nbytes())},
+                        at::TensorOptions().dtype(at::kByte).device(t.device()));
       p.restore.emplace_back(bytes, bytes.clone());
     }
     std::vector<bool> keep = p.program.keep;
@@ -970,22 +1014,27 @@ bool PreparedCall::Prepare(const Call& call, const ReplayOptions& options, std::
         } else if (a.kind == Arg::Kind::kTensorList) {
           const c10::Type* list = &type;
           if (auto* opt = type.castRaw<c10::OptionalType>()) list = opt->getElementType().get();
-          s.lists.push_back({i, list->castRaw<c10::ListType>()->getElementType()->kind() == c10::TypeKind::OptionalType,
-                             &a.ints});
+          s.lists.push_back(
+              {i, list->castRaw<c10::ListType>()->getElementType()->kind() == c10::TypeKind::OptionalType,
+               &a.ints});
           s.stack.emplace_back();
         } else {
           c10::IValue v;
           if (!runner.ConvertArg(a, type, &v))
-            return p.Fail(s, "argument " + std::to_string(i) + " '" + params[i].name() + "' cannot be passed (" +
-                                 ArgText(a) + ")", err);
+            return p.Fail(s,
+                          "argument " + std::to_string(i) + " '" + params[i].name() + "' cannot be passed (" +
+                              ArgText(a) + ")",
+                          err);
           s.stack.push_back(std::move(v));
         }
       }
       s.direct = any_tensor && all_cpu;
       for (size_t i = 0; i < op.outputs.size(); ++i) {
         const Arg& out = op.outputs[i];
-        if (out.kind == Arg::Kind::kTensor && out.tensor >= 0) s.outputs.emplace_back(i, out.tensor);
-        else if (out.kind == Arg::Kind::kTensorList) s.list_outputs.emplace_back(i, &out.ints);
+        if (out.kind == Arg::Kind::kTensor && out.tensor >= 0)
+          s.outputs.emplace_back(i, out.tensor);
+        else if (out.kind == Arg::Kind::kTensorList)
+          s.list_outputs.emplace_back(i, &out.ints);
       }
       std::set<int64_t> frees;
       auto drop = [&](int64_t id) {

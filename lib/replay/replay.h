@@ -22,9 +22,9 @@ namespace cautograd {
 struct ReplayOptions {
   int64_t call = -1;  // -1: every call, in order
   bool check = false;
-  double rtol = -1;   // < 0: by dtype (see DefaultTolerance in lib/trace/tolerance.h)
+  double rtol = -1;  // < 0: by dtype (see DefaultTolerance in lib/trace/tolerance.h)
   double atol = -1;
-  uint64_t seed = 0;  // for inputs the trace holds no values for
+  uint64_t seed = 0;                          // for inputs the trace holds no values for
   std::vector<std::string> allow_namespaces;  // beyond aten and prim
   int64_t max_memory = int64_t(4) << 30;      // bytes
   // Called now and then with (ops done, ops in all selected calls).
@@ -52,8 +52,8 @@ struct CallReplay {
   int64_t inputs = 0;              // tensors the program takes from outside
   int64_t inputs_from_values = 0;  // ... of which the trace holds values
   int64_t inputs_synthesized = 0;
-  int64_t inputs_aliased = 0;      // ... of which are memory an earlier op wrote
-  int64_t peak_bytes = 0;          // estimated before running
+  int64_t inputs_aliased = 0;  // ... of which are memory an earlier op wrote
+  int64_t peak_bytes = 0;      // estimated before running
   double run_us = 0;
   int64_t compared = 0;  // values checked
   double worst_abs = 0, worst_rel = 0;

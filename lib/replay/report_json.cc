@@ -21,10 +21,17 @@ json ReportToJson(const ReplayReport& report) {
               {"diverged", c.diverged}};
     if (c.diverged) {
       const Divergence& d = c.divergence;
-      j["divergence"] = {{"op", d.op},         {"op_name", d.op_name},     {"node", d.node},
-                         {"node_type", d.node_type}, {"tensor", d.tensor}, {"what", d.what},
-                         {"max_abs", d.max_abs}, {"max_rel", d.max_rel},   {"rtol", d.tolerance.rtol},
-                         {"atol", d.tolerance.atol}, {"detail", d.detail}};
+      j["divergence"] = {{"op", d.op},
+                         {"op_name", d.op_name},
+                         {"node", d.node},
+                         {"node_type", d.node_type},
+                         {"tensor", d.tensor},
+                         {"what", d.what},
+                         {"max_abs", d.max_abs},
+                         {"max_rel", d.max_rel},
+                         {"rtol", d.tolerance.rtol},
+                         {"atol", d.tolerance.atol},
+                         {"detail", d.detail}};
     }
     calls.push_back(std::move(j));
   }

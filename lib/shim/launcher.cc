@@ -111,7 +111,8 @@ std::string PythonOf(const std::string& path, const std::string& argv0) {
 
 bool FindShim(const std::string& exe, std::string* shim, std::string* err) {
   std::string dir = DirName(RealPath(exe));
-  for (const std::string& candidate : {dir + "/libcautograd_shim.so", dir + "/../lib/cautograd/libcautograd_shim.so"}) {
+  for (const std::string& candidate :
+       {dir + "/libcautograd_shim.so", dir + "/../lib/cautograd/libcautograd_shim.so"}) {
     if (IsFile(candidate)) {
       *shim = RealPath(candidate);
       return true;
@@ -150,8 +151,9 @@ bool CheckCommand(const std::vector<std::string>& command, const std::string& ou
     // holds its own copies, which the shim's callbacks would never see.
     std::string theirs = torch_dir + "/lib/libc10.so";
     if (IsFile(theirs) && RealPath(theirs) != ours) {
-      *err = "'" + python + "' imports torch " + version + " from " + torch_dir + ", which brings its own libtorch (" +
-             RealPath(theirs) + ") rather than the one cautograd uses (" + ours +
+      *err = "'" + python + "' imports torch " + version + " from " + torch_dir +
+             ", which brings its own libtorch (" + RealPath(theirs) +
+             ") rather than the one cautograd uses (" + ours +
              "); record with /usr/bin/python3 and Debian's python3-torch";
       return false;
     }
@@ -160,7 +162,11 @@ bool CheckCommand(const std::vector<std::string>& command, const std::string& ou
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
   in.read(magic, 4);
-  if (std::memcmp(magic, "\x7f" "ELF", 4) != 0) return true;  // a script of another kind
+  if (std::memcmp(magic,
+                  "\x7f"
+                  "ELF",
+                  4) != 0)
+    return true;  // a script of another kind
   std::string out;
   int status = 0;
   if (!Capture({"ldd", path}, &out, &status)) return true;
@@ -175,8 +181,8 @@ bool CheckCommand(const std::vector<std::string>& command, const std::string& ou
     return false;
   }
   if (RealPath(theirs) != ours) {
-    *err = "'" + command[0] + "' uses libtorch from " + RealPath(theirs) + ", but cautograd records with " + ours +
-           "; rebuild it against Debian's libtorch-dev";
+    *err = "'" + command[0] + "' uses libtorch from " + RealPath(theirs) + ", but cautograd records with " +
+           ours + "; rebuild it against Debian's libtorch-dev";
     return false;
   }
   return true;
@@ -184,7 +190,8 @@ bool CheckCommand(const std::vector<std::string>& command, const std::string& ou
 
 bool RunWithShim(const LaunchOptions& options, int* status, std::string* err) {
   std::fflush(nullptr);
-  struct sigaction ignore {}, old_int {}, old_term {};
+  struct sigaction ignore {
+  }, old_int{}, old_term{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ignore, &old_int);
   sigaction(SIGTERM, &ignore, &old_term);
@@ -222,7 +229,8 @@ bool AssembleCalls(const std::string& dir, Trace* trace, std::string* err) {
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
       std::string name = e->d_name;
-      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) files.push_back(dir + "/" + name);
+      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0)
+        files.push_back(dir + "/" + name);
     }
     closedir(d);
   } else {

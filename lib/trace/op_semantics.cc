@@ -6,8 +6,8 @@ namespace cautograd {
 
 bool OutputsUninitialized(const std::string& op_name) {
   static const std::set<std::string> kUninitialized = {
-      "aten::empty",     "aten::empty_like",         "aten::empty_strided",
-      "aten::new_empty", "aten::new_empty_strided",  "aten::resize_",
+      "aten::empty",     "aten::empty_like",        "aten::empty_strided",
+      "aten::new_empty", "aten::new_empty_strided", "aten::resize_",
   };
   return kUninitialized.count(op_name) > 0;
 }

@@ -58,7 +58,8 @@ CallSummary SummarizeCall(const Call& call) {
   if (timed.size() > 5) timed.resize(5);
   s.slowest_nodes = std::move(timed);
   Counter ops;
-  for (const Op& op : call.ops) ops.Add(op.overload.empty() ? op.name : op.name + "." + op.overload, op.duration_us);
+  for (const Op& op : call.ops)
+    ops.Add(op.overload.empty() ? op.name : op.name + "." + op.overload, op.duration_us);
   s.op_names = std::move(ops).Sorted();
   for (const StorageInfo& st : call.storages) s.tensor_bytes += st.nbytes;
   s.values = int64_t(call.values.size());

@@ -35,8 +35,8 @@ struct CallSummary {
   std::map<std::string, int64_t> hooks;  // by kind
   int64_t guard_nodes = 0, guard_tensors = 0, guard_scalars = 0, guard_sizes = 0;
   double duration_us = 0;
-  std::vector<CountedName> node_types;  // most frequent first
-  std::vector<CountedName> op_names;    // most frequent first
+  std::vector<CountedName> node_types;     // most frequent first
+  std::vector<CountedName> op_names;       // most frequent first
   std::vector<CountedName> slowest_nodes;  // by recorded time, at most 5
 };
 

@@ -11,9 +11,8 @@ struct RoleName {
   const char* name;
 };
 constexpr RoleName kRoleNames[] = {
-    {kRoleRootGrad, "root_grad"}, {kRoleSaved, "saved"},
-    {kRoleLeaf, "leaf"},          {kRoleOldGrad, "old_grad"},
-    {kRoleOpOutput, "op_output"}, {kRoleFinalGrad, "final_grad"},
+    {kRoleRootGrad, "root_grad"},   {kRoleSaved, "saved"},        {kRoleLeaf, "leaf"},
+    {kRoleOldGrad, "old_grad"},     {kRoleOpOutput, "op_output"}, {kRoleFinalGrad, "final_grad"},
     {kRoleNodeInput, "node_input"},
 };
 
@@ -23,10 +22,9 @@ struct DtypeEntry {
   bool integral;
 };
 constexpr DtypeEntry kDtypes[] = {
-    {"float32", 4, false},  {"float64", 8, false},   {"float16", 2, false},
-    {"bfloat16", 2, false}, {"complex64", 8, false}, {"complex128", 16, false},
-    {"int64", 8, true},     {"int32", 4, true},      {"int16", 2, true},
-    {"int8", 1, true},      {"uint8", 1, true},      {"bool", 1, true},
+    {"float32", 4, false},   {"float64", 8, false},     {"float16", 2, false}, {"bfloat16", 2, false},
+    {"complex64", 8, false}, {"complex128", 16, false}, {"int64", 8, true},    {"int32", 4, true},
+    {"int16", 2, true},      {"int8", 1, true},         {"uint8", 1, true},    {"bool", 1, true},
 };
 
 const DtypeEntry* FindDtype(const std::string& name) {
@@ -39,9 +37,12 @@ const DtypeEntry* FindDtype(const std::string& name) {
 
 const char* ValuesModeName(ValuesMode mode) {
   switch (mode) {
-    case ValuesMode::kNone: return "none";
-    case ValuesMode::kInts: return "ints";
-    case ValuesMode::kAll: return "all";
+    case ValuesMode::kNone:
+      return "none";
+    case ValuesMode::kInts:
+      return "ints";
+    case ValuesMode::kAll:
+      return "all";
   }
   return "?";
 }
@@ -81,17 +82,21 @@ int64_t TensorInfo::numel() const {
 
 const char* HookKindName(Hook::Kind kind) {
   switch (kind) {
-    case Hook::Kind::kTensorPreHook: return "tensor_pre_hook";
-    case Hook::Kind::kRetainGrad: return "retain_grad";
-    case Hook::Kind::kPreHook: return "pre_hook";
-    case Hook::Kind::kPostHook: return "post_hook";
+    case Hook::Kind::kTensorPreHook:
+      return "tensor_pre_hook";
+    case Hook::Kind::kRetainGrad:
+      return "retain_grad";
+    case Hook::Kind::kPreHook:
+      return "pre_hook";
+    case Hook::Kind::kPostHook:
+      return "post_hook";
   }
   return "?";
 }
 
 bool ParseHookKind(const std::string& name, Hook::Kind* kind) {
-  for (Hook::Kind k : {Hook::Kind::kTensorPreHook, Hook::Kind::kRetainGrad,
-                       Hook::Kind::kPreHook, Hook::Kind::kPostHook}) {
+  for (Hook::Kind k :
+       {Hook::Kind::kTensorPreHook, Hook::Kind::kRetainGrad, Hook::Kind::kPreHook, Hook::Kind::kPostHook}) {
     if (name == HookKindName(k)) {
       *kind = k;
       return true;
@@ -102,17 +107,20 @@ bool ParseHookKind(const std::string& name, Hook::Kind* kind) {
 
 const char* PhaseName(Op::Phase phase) {
   switch (phase) {
-    case Op::Phase::kEngine: return "engine";
-    case Op::Phase::kPreHook: return "pre_hook";
-    case Op::Phase::kNode: return "node";
-    case Op::Phase::kPostNode: return "post_node";
+    case Op::Phase::kEngine:
+      return "engine";
+    case Op::Phase::kPreHook:
+      return "pre_hook";
+    case Op::Phase::kNode:
+      return "node";
+    case Op::Phase::kPostNode:
+      return "post_node";
   }
   return "?";
 }
 
 bool ParsePhase(const std::string& name, Op::Phase* phase) {
-  for (Op::Phase p : {Op::Phase::kEngine, Op::Phase::kPreHook, Op::Phase::kNode,
-                      Op::Phase::kPostNode}) {
+  for (Op::Phase p : {Op::Phase::kEngine, Op::Phase::kPreHook, Op::Phase::kNode, Op::Phase::kPostNode}) {
     if (name == PhaseName(p)) {
       *phase = p;
       return true;
@@ -160,23 +168,36 @@ std::string OpLabel(const Op& op) { return op.overload.empty() ? op.name : op.na
 std::string ArgText(const Arg& arg) {
   using K = Arg::Kind;
   switch (arg.kind) {
-    case K::kNone: return "None";
-    case K::kTensor: return arg.tensor < 0 ? "undefined" : "t" + std::to_string(arg.tensor);
+    case K::kNone:
+      return "None";
+    case K::kTensor:
+      return arg.tensor < 0 ? "undefined" : "t" + std::to_string(arg.tensor);
     case K::kTensorList:
-      return ListText(arg.ints, [](int64_t id) { return id < 0 ? std::string("undefined") : "t" + std::to_string(id); });
-    case K::kInt: return std::to_string(arg.i);
-    case K::kFloat: return FloatText(arg.f);
-    case K::kBool: return arg.b ? "True" : "False";
-    case K::kString: return "'" + arg.text + "'";
-    case K::kIntList: return ListText(arg.ints, [](int64_t v) { return std::to_string(v); });
-    case K::kFloatList: return ListText(arg.floats, FloatText);
-    case K::kBoolList: return ListText(arg.bools, [](bool b) { return std::string(b ? "True" : "False"); });
+      return ListText(
+          arg.ints, [](int64_t id) { return id < 0 ? std::string("undefined") : "t" + std::to_string(id); });
+    case K::kInt:
+      return std::to_string(arg.i);
+    case K::kFloat:
+      return FloatText(arg.f);
+    case K::kBool:
+      return arg.b ? "True" : "False";
+    case K::kString:
+      return "'" + arg.text + "'";
+    case K::kIntList:
+      return ListText(arg.ints, [](int64_t v) { return std::to_string(v); });
+    case K::kFloatList:
+      return ListText(arg.floats, FloatText);
+    case K::kBoolList:
+      return ListText(arg.bools, [](bool b) { return std::string(b ? "True" : "False"); });
     case K::kDtype:
     case K::kDevice:
     case K::kLayout:
-    case K::kMemoryFormat: return arg.text;
-    case K::kList: return ListText(arg.items, ArgText);
-    case K::kOpaque: return "<" + arg.text + ">";
+    case K::kMemoryFormat:
+      return arg.text;
+    case K::kList:
+      return ListText(arg.items, ArgText);
+    case K::kOpaque:
+      return "<" + arg.text + ">";
   }
   return "?";
 }

@@ -37,9 +37,9 @@ struct Meta {
 // the reader can build it field by field and the writer can switch on kind.
 struct Arg {
   enum class Kind {
-    kNone,         // an absent optional
-    kTensor,       // `tensor` is a tensor id, or -1 for an undefined tensor
-    kTensorList,   // `ints` holds tensor ids (-1 for undefined)
+    kNone,        // an absent optional
+    kTensor,      // `tensor` is a tensor id, or -1 for an undefined tensor
+    kTensorList,  // `ints` holds tensor ids (-1 for undefined)
     kInt,
     kFloat,
     kBool,
@@ -47,12 +47,12 @@ struct Arg {
     kIntList,
     kFloatList,
     kBoolList,
-    kDtype,        // `text` holds the dtype name ("float32")
-    kDevice,       // `text` holds the device ("cpu", "cuda:0")
-    kLayout,       // `text` holds "strided", "sparse_coo", ...
-    kMemoryFormat, // `text` holds "contiguous", "preserve", ...
-    kList,         // `items`: a list of anything else
-    kOpaque,       // a value the recorder could not represent; `text` says what
+    kDtype,         // `text` holds the dtype name ("float32")
+    kDevice,        // `text` holds the device ("cpu", "cuda:0")
+    kLayout,        // `text` holds "strided", "sparse_coo", ...
+    kMemoryFormat,  // `text` holds "contiguous", "preserve", ...
+    kList,          // `items`: a list of anything else
+    kOpaque,        // a value the recorder could not represent; `text` says what
   };
   Kind kind = Kind::kNone;
   int64_t tensor = -1;
@@ -69,11 +69,36 @@ struct Arg {
   bool is_size = false;
 
   static Arg None() { return Arg(); }
-  static Arg Tensor(int64_t id) { Arg a; a.kind = Kind::kTensor; a.tensor = id; return a; }
-  static Arg Int(int64_t v) { Arg a; a.kind = Kind::kInt; a.i = v; return a; }
-  static Arg Float(double v) { Arg a; a.kind = Kind::kFloat; a.f = v; return a; }
-  static Arg Bool(bool v) { Arg a; a.kind = Kind::kBool; a.b = v; return a; }
-  static Arg Text(Kind kind, std::string v) { Arg a; a.kind = kind; a.text = std::move(v); return a; }
+  static Arg Tensor(int64_t id) {
+    Arg a;
+    a.kind = Kind::kTensor;
+    a.tensor = id;
+    return a;
+  }
+  static Arg Int(int64_t v) {
+    Arg a;
+    a.kind = Kind::kInt;
+    a.i = v;
+    return a;
+  }
+  static Arg Float(double v) {
+    Arg a;
+    a.kind = Kind::kFloat;
+    a.f = v;
+    return a;
+  }
+  static Arg Bool(bool v) {
+    Arg a;
+    a.kind = Kind::kBool;
+    a.b = v;
+    return a;
+  }
+  static Arg Text(Kind kind, std::string v) {
+    Arg a;
+    a.kind = kind;
+    a.text = std::move(v);
+    return a;
+  }
 };
 
 // Where a tensor was seen first, and what it is to the backward call. One
@@ -201,7 +226,7 @@ struct GuardTensor {
 struct GuardScalar {
   int64_t node = -1;
   int64_t op = -1;
-  std::string arg;  // schema argument name
+  std::string arg;    // schema argument name
   std::string value;  // canonical text of the value
 };
 
@@ -212,7 +237,7 @@ struct GuardSize {
   std::string role;
   std::string what;  // "size" or "stride" for tensors, the argument name for ops
   int64_t op = -1;
-  int64_t dim = 0;   // dimension, or element of a list argument
+  int64_t dim = 0;  // dimension, or element of a list argument
   int64_t value = 0;
 };
 

@@ -1,8 +1,8 @@
 #include "lib/trace/trace_io.h"
 
 #include <array>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -59,15 +59,23 @@ struct Path {
 
 const char* JsonTypeName(const json& j) {
   switch (j.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    default: return "something else";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "something else";
   }
 }
 
@@ -75,8 +83,15 @@ const char* JsonTypeName(const json& j) {
 // refer only to those before it (a tensor to its storage, an op to its node
 // and tensors, a value to its op).
 enum Section {
-  kStorages, kTensors, kNodes, kOps, kValues,            // fields of the call
-  kGuardNodes, kGuardTensors, kGuardScalars, kGuardSizes,  // fields of its guards
+  kStorages,
+  kTensors,
+  kNodes,
+  kOps,
+  kValues,  // fields of the call
+  kGuardNodes,
+  kGuardTensors,
+  kGuardScalars,
+  kGuardSizes,  // fields of its guards
   kSections
 };
 constexpr const char* kSectionKeys[kSections] = {"storages", "tensors", "nodes",   "ops",  "values",
@@ -104,9 +119,8 @@ class TraceParser {
     int64_t version = 0;
     if (!Int(root, "version", top, &version)) return false;
     if (version != kTraceVersion) {
-      std::string how = version > kTraceVersion
-                            ? "; upgrade cautograd to read it"
-                            : "; re-record it with this cautograd";
+      std::string how =
+          version > kTraceVersion ? "; upgrade cautograd to read it" : "; re-record it with this cautograd";
       return Fail(top.Key("version"), "trace version " + std::to_string(version) +
                                           " but this cautograd reads version " +
                                           std::to_string(kTraceVersion) + how);
@@ -128,7 +142,8 @@ class TraceParser {
 
   bool CheckCallIndex(const Call& call, const Path& p, int64_t position) {
     if (call.index == position) return true;
-    return Fail(p.Key("index"), "call index " + std::to_string(call.index) + " at position " + std::to_string(position));
+    return Fail(p.Key("index"),
+                "call index " + std::to_string(call.index) + " at position " + std::to_string(position));
   }
 
   bool Fail(const Path& at, const std::string& what) {
@@ -161,17 +176,26 @@ class TraceParser {
   // `position` its index in the section.
   bool ParseRecord(int section, const json& e, const Path& at, int64_t position, Call* call) {
     switch (section) {
-      case kStorages: return Append(&call->storages, [&](StorageInfo* x) { return ParseStorage(e, at, position, x); });
-      case kTensors: return Append(&call->tensors, [&](TensorInfo* x) { return ParseTensor(e, at, position, *call, x); });
-      case kNodes: return Append(&call->nodes, [&](Node* x) { return ParseNode(e, at, position, *call, x); });
-      case kOps: return Append(&call->ops, [&](Op* x) { return ParseOp(e, at, position, *call, x); });
-      case kValues: return Append(&call->values, [&](Value* x) { return ParseValue(e, at, *call, x); });
-      case kGuardNodes: return Append(&call->guards.nodes, [&](GuardNode* x) { return ParseGuardNode(e, at, *call, x); });
+      case kStorages:
+        return Append(&call->storages, [&](StorageInfo* x) { return ParseStorage(e, at, position, x); });
+      case kTensors:
+        return Append(&call->tensors, [&](TensorInfo* x) { return ParseTensor(e, at, position, *call, x); });
+      case kNodes:
+        return Append(&call->nodes, [&](Node* x) { return ParseNode(e, at, position, *call, x); });
+      case kOps:
+        return Append(&call->ops, [&](Op* x) { return ParseOp(e, at, position, *call, x); });
+      case kValues:
+        return Append(&call->values, [&](Value* x) { return ParseValue(e, at, *call, x); });
+      case kGuardNodes:
+        return Append(&call->guards.nodes, [&](GuardNode* x) { return ParseGuardNode(e, at, *call, x); });
       case kGuardTensors:
-        return Append(&call->guards.tensors, [&](GuardTensor* x) { return ParseGuardTensor(e, at, *call, x); });
+        return Append(&call->guards.tensors,
+                      [&](GuardTensor* x) { return ParseGuardTensor(e, at, *call, x); });
       case kGuardScalars:
-        return Append(&call->guards.scalars, [&](GuardScalar* x) { return ParseGuardScalar(e, at, *call, x); });
-      case kGuardSizes: return Append(&call->guards.sizes, [&](GuardSize* x) { return ParseGuardSize(e, at, *call, x); });
+        return Append(&call->guards.scalars,
+                      [&](GuardScalar* x) { return ParseGuardScalar(e, at, *call, x); });
+      case kGuardSizes:
+        return Append(&call->guards.sizes, [&](GuardSize* x) { return ParseGuardSize(e, at, *call, x); });
     }
     return false;
   }
@@ -250,10 +274,14 @@ class TraceParser {
     }
     if (j.is_string()) {
       const std::string& s = j.get_ref<const std::string&>();
-      if (s == "nan") *out = std::nan("");
-      else if (s == "inf") *out = INFINITY;
-      else if (s == "-inf") *out = -INFINITY;
-      else return Fail(at, "expected a number or \"nan\"/\"inf\"/\"-inf\", found '" + s + "'");
+      if (s == "nan")
+        *out = std::nan("");
+      else if (s == "inf")
+        *out = INFINITY;
+      else if (s == "-inf")
+        *out = -INFINITY;
+      else
+        return Fail(at, "expected a number or \"nan\"/\"inf\"/\"-inf\", found '" + s + "'");
       return true;
     }
     return WrongType(j, at, "a number");
@@ -265,8 +293,7 @@ class TraceParser {
     return AsInt(*f, at.Key(key), out);
   }
 
-  bool NonNegative(const json& obj, const char* key, const Path& at, int64_t* out,
-                   bool required = true) {
+  bool NonNegative(const json& obj, const char* key, const Path& at, int64_t* out, bool required = true) {
     if (!Int(obj, key, at, out, required)) return false;
     if (*out < 0) return Fail(at.Key(key), "expected a non-negative integer, found " + std::to_string(*out));
     return true;
@@ -286,8 +313,7 @@ class TraceParser {
     return true;
   }
 
-  bool String(const json& obj, const char* key, const Path& at, std::string* out,
-              bool required = true) {
+  bool String(const json& obj, const char* key, const Path& at, std::string* out, bool required = true) {
     const json* f = Field(obj, key, at, required);
     if (!f) return !required;
     if (!f->is_string()) return WrongType(*f, at.Key(key), "a string");
@@ -295,8 +321,7 @@ class TraceParser {
     return true;
   }
 
-  bool Array(const json& obj, const char* key, const Path& at, const json** out,
-             bool required = true) {
+  bool Array(const json& obj, const char* key, const Path& at, const json** out, bool required = true) {
     const json* f = Field(obj, key, at, required);
     *out = f;
     if (!f) return !required;
@@ -304,9 +329,7 @@ class TraceParser {
     return true;
   }
 
-  bool Object(const json& j, const Path& at) {
-    return j.is_object() || WrongType(j, at, "an object");
-  }
+  bool Object(const json& j, const Path& at) { return j.is_object() || WrongType(j, at, "an object"); }
 
   bool IntList(const json& obj, const char* key, const Path& at, std::vector<int64_t>* out,
                bool required = true) {
@@ -338,8 +361,7 @@ class TraceParser {
     int64_t numel = 1;
     for (size_t d = 0; d < shape->size(); ++d) {
       int64_t v = (*shape)[d];
-      if (v < 0 || v > kMaxDim)
-        return Fail(p.At(int64_t(d)), "absurd size " + std::to_string(v));
+      if (v < 0 || v > kMaxDim) return Fail(p.At(int64_t(d)), "absurd size " + std::to_string(v));
       if (v != 0 && numel > kMaxNumel / v) return Fail(p, "absurd number of elements");
       numel *= v;
     }
@@ -382,7 +404,8 @@ class TraceParser {
       return Fail(p.Key("id"), "storage id " + std::to_string(st->id) + " at position " +
                                    std::to_string(position) + "; ids must count up from 0");
     if (!NonNegative(s, "nbytes", p, &st->nbytes)) return false;
-    if (st->nbytes > kMaxStorageBytes) return Fail(p.Key("nbytes"), "absurd storage size " + std::to_string(st->nbytes));
+    if (st->nbytes > kMaxStorageBytes)
+      return Fail(p.Key("nbytes"), "absurd storage size " + std::to_string(st->nbytes));
     return String(s, "device", p, &st->device);
   }
 
@@ -403,8 +426,8 @@ class TraceParser {
     if (!Bool(t, "requires_grad", p, &info->requires_grad)) return false;
     if (!Int(t, "storage", p, &info->storage)) return false;
     if (info->storage < -1 || info->storage >= int64_t(call.storages.size()))
-      return Fail(p.Key("storage"), "storage " + std::to_string(info->storage) +
-                                        " is not in this call's storages");
+      return Fail(p.Key("storage"),
+                  "storage " + std::to_string(info->storage) + " is not in this call's storages");
     if (info->storage >= 0 && !FitsStorage(*info, call.storages[size_t(info->storage)]))
       return Fail(p, "tensor reaches past the end of storage " + std::to_string(info->storage));
     const json* roles = nullptr;
@@ -547,8 +570,8 @@ class TraceParser {
         size_t inputs = call.nodes[size_t(e.node)].inputs.size();
         if (size_t(e.input) >= inputs)
           return Fail(ep.Key("input"), "input " + std::to_string(e.input) + " of node " +
-                                           std::to_string(e.node) + ", which has " +
-                                           std::to_string(inputs) + " inputs");
+                                           std::to_string(e.node) + ", which has " + std::to_string(inputs) +
+                                           " inputs");
       }
     }
     enum Color : char { kWhite, kGrey, kBlack };
@@ -569,8 +592,8 @@ class TraceParser {
         int64_t to = node.next[edge++].node;
         if (to < 0) continue;
         if (color[size_t(to)] == kGrey)
-          return Fail(p.Key("nodes").At(id), "edge to node " + std::to_string(to) +
-                                                 " closes a cycle; a backward graph has none");
+          return Fail(p.Key("nodes").At(id),
+                      "edge to node " + std::to_string(to) + " closes a cycle; a backward graph has none");
         if (color[size_t(to)] == kWhite) {
           color[size_t(to)] = kGrey;
           stack.push_back({to, 0});
@@ -693,9 +716,12 @@ class TraceParser {
       K kind;
     };
     static const TextKind kTextKinds[] = {
-        {"str", K::kString},       {"dtype", K::kDtype},
-        {"device", K::kDevice},    {"layout", K::kLayout},
-        {"memory_format", K::kMemoryFormat}, {"opaque", K::kOpaque},
+        {"str", K::kString},
+        {"dtype", K::kDtype},
+        {"device", K::kDevice},
+        {"layout", K::kLayout},
+        {"memory_format", K::kMemoryFormat},
+        {"opaque", K::kOpaque},
     };
     for (const TextKind& tk : kTextKinds) {
       if (!a.contains(tk.key)) continue;
@@ -709,8 +735,9 @@ class TraceParser {
       arg->kind = K::kNone;
       return true;
     }
-    return Fail(p, "argument has no value (expected one of tensor, tensors, int, float, bool, "
-                   "str, ints, floats, bools, list, dtype, device, layout, memory_format, opaque, none)");
+    return Fail(p,
+                "argument has no value (expected one of tensor, tensors, int, float, bool, "
+                "str, ints, floats, bools, list, dtype, device, layout, memory_format, opaque, none)");
   }
 
   bool ParseValue(const json& v, const Path& p, const Call& call, Value* value) {
@@ -734,27 +761,26 @@ class TraceParser {
     const TensorInfo& t = call.tensors[size_t(value->tensor)];
     if (!Dtype(v, "dtype", p, &value->dtype)) return false;
     if (value->dtype != t.dtype)
-      return Fail(p.Key("dtype"), "dtype " + value->dtype + " but tensor " +
-                                      std::to_string(t.id) + " is " + t.dtype);
+      return Fail(p.Key("dtype"),
+                  "dtype " + value->dtype + " but tensor " + std::to_string(t.id) + " is " + t.dtype);
     if (!NonNegative(v, "numel", p, &value->numel)) return false;
     if (value->numel != t.numel())
       return Fail(p.Key("numel"), std::to_string(value->numel) + " elements but tensor " +
                                       std::to_string(t.id) + " has " + std::to_string(t.numel()));
     std::string encoding, crc, data;
     if (!String(v, "encoding", p, &encoding)) return false;
-    if (encoding != "base64")
-      return Fail(p.Key("encoding"), "unknown encoding '" + encoding + "' (base64)");
+    if (encoding != "base64") return Fail(p.Key("encoding"), "unknown encoding '" + encoding + "' (base64)");
     if (!String(v, "crc32", p, &crc)) return false;
     if (!String(v, "data", p, &data)) return false;
     if (!Base64Decode(data, &value->data)) return Fail(p.Key("data"), "invalid base64");
     int64_t want = value->numel * DtypeSize(value->dtype);
     if (int64_t(value->data.size()) != want)
-      return Fail(p.Key("data"), std::to_string(value->data.size()) + " bytes, expected " +
-                                     std::to_string(want));
+      return Fail(p.Key("data"),
+                  std::to_string(value->data.size()) + " bytes, expected " + std::to_string(want));
     std::string actual = Crc32Hex(value->data);
     if (actual != crc)
-      return Fail(p.Key("crc32"), "checksum " + crc + " does not match the data (" + actual +
-                                      "); the file is corrupt");
+      return Fail(p.Key("crc32"),
+                  "checksum " + crc + " does not match the data (" + actual + "); the file is corrupt");
     return true;
   }
 
@@ -775,7 +801,8 @@ class TraceParser {
   bool ParseGuardTensor(const json& t, const Path& tp, const Call& call, GuardTensor* gt) {
     if (!Object(t, tp)) return false;
     if (!Int(t, "node", tp, &gt->node) || !NodeRef(gt->node, call, tp.Key("node"), false)) return false;
-    if (!Int(t, "tensor", tp, &gt->tensor) || !TensorRef(gt->tensor, call, tp.Key("tensor"), true)) return false;
+    if (!Int(t, "tensor", tp, &gt->tensor) || !TensorRef(gt->tensor, call, tp.Key("tensor"), true))
+      return false;
     if (!String(t, "role", tp, &gt->role)) return false;
     if (!Bool(t, "defined", tp, &gt->defined)) return false;
     if (!String(t, "dtype", tp, &gt->dtype)) return false;
@@ -796,7 +823,8 @@ class TraceParser {
   bool ParseGuardSize(const json& s, const Path& sp, const Call& call, GuardSize* gs) {
     if (!Object(s, sp)) return false;
     if (!Int(s, "node", sp, &gs->node) || !NodeRef(gs->node, call, sp.Key("node"), true)) return false;
-    if (!Int(s, "tensor", sp, &gs->tensor) || !TensorRef(gs->tensor, call, sp.Key("tensor"), true)) return false;
+    if (!Int(s, "tensor", sp, &gs->tensor) || !TensorRef(gs->tensor, call, sp.Key("tensor"), true))
+      return false;
     if (!Int(s, "op", sp, &gs->op)) return false;
     if (gs->op < -1 || gs->op >= int64_t(call.ops.size()))
       return Fail(sp.Key("op"), "op " + std::to_string(gs->op) + " is not in this call's ops");
@@ -874,11 +902,17 @@ class StreamingReader {
   // What the innermost of the first `depth` open frames is.
   Where At(size_t depth) const {
     switch (depth) {
-      case 1: return stack_[0].array ? kElsewhere : kRoot;
-      case 2: return At(1) == kRoot && stack_[1].array && stack_[1].key == "calls" ? kCallsArray : kElsewhere;
-      case 3: return At(2) == kCallsArray && !stack_[2].array ? kCallObject : kElsewhere;
-      case 4: return At(3) == kCallObject && !stack_[3].array && stack_[3].key == "guards" ? kGuardsObject : kElsewhere;
-      default: return kElsewhere;
+      case 1:
+        return stack_[0].array ? kElsewhere : kRoot;
+      case 2:
+        return At(1) == kRoot && stack_[1].array && stack_[1].key == "calls" ? kCallsArray : kElsewhere;
+      case 3:
+        return At(2) == kCallsArray && !stack_[2].array ? kCallObject : kElsewhere;
+      case 4:
+        return At(3) == kCallObject && !stack_[3].array && stack_[3].key == "guards" ? kGuardsObject
+                                                                                     : kElsewhere;
+      default:
+        return kElsewhere;
     }
   }
   Where Top() const { return At(stack_.size()); }
@@ -911,7 +945,8 @@ class StreamingReader {
     const Where parent = Top();
     if (parent == kRoot && f.key != "calls") root_head_[f.key] = parsed;
     // The call's small fields (roots), not a section kept whole.
-    if (parent == kCallObject && streaming_ && !f.named && f.key != "guards") calls_.back().head[f.key] = parsed;
+    if (parent == kCallObject && streaming_ && !f.named && f.key != "guards")
+      calls_.back().head[f.key] = parsed;
     if (f.section >= 0 && !failed_) {
       CallState& c = calls_.back();
       c.done[size_t(f.section)] = true;
@@ -943,7 +978,8 @@ class StreamingReader {
     Path top;
     const Path call = CallPath(top);
     const Path guards = call.Key("guards");
-    const Path at = (IsGuardSection(parent.section) ? guards : call).KeyAt(kSectionKeys[parent.section], position);
+    const Path at =
+        (IsGuardSection(parent.section) ? guards : call).KeyAt(kSectionKeys[parent.section], position);
     if (!parser_->ParseRecord(parent.section, parsed, at, position, &trace_->calls.back())) {
       failed_ = true;
       return true;
@@ -960,7 +996,8 @@ class StreamingReader {
       return;
     }
     calls_seen_ = true;
-    if (failed_ || !root_head_.contains("format") || !root_head_.contains("version") || !root_head_.contains("meta"))
+    if (failed_ || !root_head_.contains("format") || !root_head_.contains("version") ||
+        !root_head_.contains("meta"))
       return;
     Trace scratch;
     json head = root_head_;
@@ -1022,7 +1059,8 @@ class StreamingReader {
     const Path p = CallPath(top);
     Call& call = trace_->calls.back();
     const CallState& c = calls_.back();
-    if (!parser_->ParseCall(parsed, p, &call, c.streamed) || !parser_->CheckCallIndex(call, p, call_position())) {
+    if (!parser_->ParseCall(parsed, p, &call, c.streamed) ||
+        !parser_->CheckCallIndex(call, p, call_position())) {
       failed_ = true;
       return true;
     }
@@ -1040,8 +1078,7 @@ class StreamingReader {
 
 }  // namespace
 
-bool ParseTrace(const std::string& text, const std::string& source, Trace* trace,
-                std::string* err) {
+bool ParseTrace(const std::string& text, const std::string& source, Trace* trace, std::string* err) {
   *trace = Trace();
   TraceParser parser(source, err);
   StreamingReader reader(&parser, trace);
@@ -1085,7 +1122,8 @@ bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err) {
   return ParseTrace(text, path, trace, err);
 }
 
-bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err, Durability durability) {
+bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err,
+                     Durability durability) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {

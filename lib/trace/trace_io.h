@@ -10,8 +10,7 @@
 namespace cautograd {
 
 // Parses and validates trace text. `source` names it in messages.
-bool ParseTrace(const std::string& text, const std::string& source, Trace* trace,
-                std::string* err);
+bool ParseTrace(const std::string& text, const std::string& source, Trace* trace, std::string* err);
 bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err);
 
 std::string SerializeTrace(const Trace& trace);

@@ -44,11 +44,21 @@ class Writer {
     out_ += '"';
     for (char c : s) {
       switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\t': out_ += "\\t"; break;
-        case '\r': out_ += "\\r"; break;
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        case '\n':
+          out_ += "\\n";
+          break;
+        case '\t':
+          out_ += "\\t";
+          break;
+        case '\r':
+          out_ += "\\r";
+          break;
         default:
           if (static_cast<unsigned char>(c) < 0x20) {
             char buf[8];
@@ -108,8 +118,10 @@ class Writer {
   }
   // A tensor id, or null for -1 (undefined).
   void TensorId(int64_t id) {
-    if (id < 0) Null();
-    else Int(id);
+    if (id < 0)
+      Null();
+    else
+      Int(id);
   }
 
  private:
@@ -128,8 +140,14 @@ class Writer {
 void WriteArg(Writer& w, const Arg& a) {
   using K = Arg::Kind;
   switch (a.kind) {
-    case K::kNone: w.Key("none"); w.Bool(true); break;
-    case K::kTensor: w.Key("tensor"); w.TensorId(a.tensor); break;
+    case K::kNone:
+      w.Key("none");
+      w.Bool(true);
+      break;
+    case K::kTensor:
+      w.Key("tensor");
+      w.TensorId(a.tensor);
+      break;
     case K::kTensorList:
       w.Key("tensors");
       w.Open('[');
@@ -139,11 +157,26 @@ void WriteArg(Writer& w, const Arg& a) {
       }
       w.Close(']');
       break;
-    case K::kInt: w.Key("int"); w.Int(a.i); break;
-    case K::kFloat: w.Key("float"); w.Double(a.f); break;
-    case K::kBool: w.Key("bool"); w.Bool(a.b); break;
-    case K::kString: w.Key("str"); w.Str(a.text); break;
-    case K::kIntList: w.Key("ints"); w.Ints(a.ints); break;
+    case K::kInt:
+      w.Key("int");
+      w.Int(a.i);
+      break;
+    case K::kFloat:
+      w.Key("float");
+      w.Double(a.f);
+      break;
+    case K::kBool:
+      w.Key("bool");
+      w.Bool(a.b);
+      break;
+    case K::kString:
+      w.Key("str");
+      w.Str(a.text);
+      break;
+    case K::kIntList:
+      w.Key("ints");
+      w.Ints(a.ints);
+      break;
     case K::kFloatList:
       w.Key("floats");
       w.Open('[');
@@ -162,10 +195,22 @@ void WriteArg(Writer& w, const Arg& a) {
       }
       w.Close(']');
       break;
-    case K::kDtype: w.Key("dtype"); w.Str(a.text); break;
-    case K::kDevice: w.Key("device"); w.Str(a.text); break;
-    case K::kLayout: w.Key("layout"); w.Str(a.text); break;
-    case K::kMemoryFormat: w.Key("memory_format"); w.Str(a.text); break;
+    case K::kDtype:
+      w.Key("dtype");
+      w.Str(a.text);
+      break;
+    case K::kDevice:
+      w.Key("device");
+      w.Str(a.text);
+      break;
+    case K::kLayout:
+      w.Key("layout");
+      w.Str(a.text);
+      break;
+    case K::kMemoryFormat:
+      w.Key("memory_format");
+      w.Str(a.text);
+      break;
     case K::kList:
       w.Key("list");
       w.Open('[');
@@ -177,7 +222,10 @@ void WriteArg(Writer& w, const Arg& a) {
       }
       w.Close(']');
       break;
-    case K::kOpaque: w.Key("opaque"); w.Str(a.text); break;
+    case K::kOpaque:
+      w.Key("opaque");
+      w.Str(a.text);
+      break;
   }
   if (a.is_size) {
     w.Key("size");
@@ -187,9 +235,12 @@ void WriteArg(Writer& w, const Arg& a) {
 
 const char* WhenName(Value::When when) {
   switch (when) {
-    case Value::When::kFirstUse: return "first_use";
-    case Value::When::kAfterOp: return "after_op";
-    case Value::When::kEnd: return "end";
+    case Value::When::kFirstUse:
+      return "first_use";
+    case Value::When::kAfterOp:
+      return "after_op";
+    case Value::When::kEnd:
+      return "end";
   }
   return "?";
 }
@@ -212,30 +263,49 @@ void Records(Writer& w, const char* key, const std::vector<T>& items, F write) {
 
 void WriteCall(Writer& w, const Call& call) {
   w.Open('{');
-  w.Key("index"); w.Int(call.index);
-  w.Key("api"); w.Str(call.api);
-  w.Key("create_graph"); w.Bool(call.create_graph);
-  w.Key("keep_graph"); w.Bool(call.keep_graph);
-  w.Key("duration_us"); w.Double(call.duration_us);
-  w.Key("start_unix_s"); w.Double(call.start_unix_s);
-  w.Key("roots"); w.Ints(call.roots);
+  w.Key("index");
+  w.Int(call.index);
+  w.Key("api");
+  w.Str(call.api);
+  w.Key("create_graph");
+  w.Bool(call.create_graph);
+  w.Key("keep_graph");
+  w.Bool(call.keep_graph);
+  w.Key("duration_us");
+  w.Double(call.duration_us);
+  w.Key("start_unix_s");
+  w.Double(call.start_unix_s);
+  w.Key("roots");
+  w.Ints(call.roots);
   w.Line();
   Records(w, "storages", call.storages, [&](const StorageInfo& s) {
-    w.Key("id"); w.Int(s.id);
-    w.Key("nbytes"); w.Int(s.nbytes);
-    w.Key("device"); w.Str(s.device);
+    w.Key("id");
+    w.Int(s.id);
+    w.Key("nbytes");
+    w.Int(s.nbytes);
+    w.Key("device");
+    w.Str(s.device);
   });
   w.Line();
   Records(w, "tensors", call.tensors, [&](const TensorInfo& t) {
-    w.Key("id"); w.Int(t.id);
-    w.Key("shape"); w.Ints(t.shape);
-    w.Key("strides"); w.Ints(t.strides);
-    w.Key("offset"); w.Int(t.offset);
-    w.Key("dtype"); w.Str(t.dtype);
-    w.Key("device"); w.Str(t.device);
-    w.Key("requires_grad"); w.Bool(t.requires_grad);
-    w.Key("storage"); w.Int(t.storage);
-    w.Key("roles"); w.Strs(RoleNames(t.roles));
+    w.Key("id");
+    w.Int(t.id);
+    w.Key("shape");
+    w.Ints(t.shape);
+    w.Key("strides");
+    w.Ints(t.strides);
+    w.Key("offset");
+    w.Int(t.offset);
+    w.Key("dtype");
+    w.Str(t.dtype);
+    w.Key("device");
+    w.Str(t.device);
+    w.Key("requires_grad");
+    w.Bool(t.requires_grad);
+    w.Key("storage");
+    w.Int(t.storage);
+    w.Key("roles");
+    w.Strs(RoleNames(t.roles));
     if (!t.name.empty()) {
       w.Key("name");
       w.Str(t.name);
@@ -243,20 +313,28 @@ void WriteCall(Writer& w, const Call& call) {
   });
   w.Line();
   Records(w, "nodes", call.nodes, [&](const Node& n) {
-    w.Key("id"); w.Int(n.id);
-    w.Key("type"); w.Str(n.type);
+    w.Key("id");
+    w.Int(n.id);
+    w.Key("type");
+    w.Str(n.type);
     w.Key("seq");
-    if (n.seq_is_max) w.Str("max");
-    else w.Uint(n.seq);
-    w.Key("topo"); w.Uint(n.topo);
+    if (n.seq_is_max)
+      w.Str("max");
+    else
+      w.Uint(n.seq);
+    w.Key("topo");
+    w.Uint(n.topo);
     w.Key("inputs");
     w.Open('[');
     for (const InputMeta& in : n.inputs) {
       w.Next();
       w.Open('{');
-      w.Key("shape"); w.Ints(in.shape);
-      w.Key("dtype"); w.Str(in.dtype);
-      w.Key("device"); w.Str(in.device);
+      w.Key("shape");
+      w.Ints(in.shape);
+      w.Key("dtype");
+      w.Str(in.dtype);
+      w.Key("device");
+      w.Str(in.device);
       w.Close('}');
     }
     w.Close(']');
@@ -269,8 +347,10 @@ void WriteCall(Writer& w, const Call& call) {
         continue;
       }
       w.Open('{');
-      w.Key("node"); w.Int(e.node);
-      w.Key("input"); w.Int(e.input);
+      w.Key("node");
+      w.Int(e.node);
+      w.Key("input");
+      w.Int(e.input);
       w.Close('}');
     }
     w.Close(']');
@@ -279,28 +359,43 @@ void WriteCall(Writer& w, const Call& call) {
     for (const Hook& h : n.hooks) {
       w.Next();
       w.Open('{');
-      w.Key("kind"); w.Str(HookKindName(h.kind));
-      w.Key("lang"); w.Str(h.lang);
-      w.Key("type"); w.Str(h.type);
+      w.Key("kind");
+      w.Str(HookKindName(h.kind));
+      w.Key("lang");
+      w.Str(h.lang);
+      w.Key("type");
+      w.Str(h.type);
       w.Close('}');
     }
     w.Close(']');
-    w.Key("executed"); w.Bool(n.executed);
-    w.Key("exec_order"); w.Int(n.exec_order);
-    w.Key("grads_in"); w.Ints(n.grads_in);
-    w.Key("start_us"); w.Double(n.start_us);
-    w.Key("duration_us"); w.Double(n.duration_us);
+    w.Key("executed");
+    w.Bool(n.executed);
+    w.Key("exec_order");
+    w.Int(n.exec_order);
+    w.Key("grads_in");
+    w.Ints(n.grads_in);
+    w.Key("start_us");
+    w.Double(n.start_us);
+    w.Key("duration_us");
+    w.Double(n.duration_us);
     if (n.leaf) {
       const LeafInfo& l = *n.leaf;
       w.Key("leaf");
       w.Open('{');
-      w.Key("tensor"); w.Int(l.tensor);
-      w.Key("shape"); w.Ints(l.shape);
-      w.Key("dtype"); w.Str(l.dtype);
-      w.Key("requires_grad"); w.Bool(l.requires_grad);
-      w.Key("grad_defined_before"); w.Bool(l.grad_defined_before);
-      w.Key("grad_before"); w.Int(l.grad_before);
-      w.Key("grad_after"); w.Int(l.grad_after);
+      w.Key("tensor");
+      w.Int(l.tensor);
+      w.Key("shape");
+      w.Ints(l.shape);
+      w.Key("dtype");
+      w.Str(l.dtype);
+      w.Key("requires_grad");
+      w.Bool(l.requires_grad);
+      w.Key("grad_defined_before");
+      w.Bool(l.grad_defined_before);
+      w.Key("grad_before");
+      w.Int(l.grad_before);
+      w.Key("grad_after");
+      w.Int(l.grad_after);
       if (!l.name.empty()) {
         w.Key("name");
         w.Str(l.name);
@@ -310,13 +405,20 @@ void WriteCall(Writer& w, const Call& call) {
   });
   w.Line();
   Records(w, "ops", call.ops, [&](const Op& op) {
-    w.Key("op"); w.Str(op.name);
-    w.Key("overload"); w.Str(op.overload);
-    w.Key("node"); w.Int(op.node);
-    w.Key("phase"); w.Str(PhaseName(op.phase));
-    w.Key("thread"); w.Int(op.thread);
-    w.Key("start_us"); w.Double(op.start_us);
-    w.Key("duration_us"); w.Double(op.duration_us);
+    w.Key("op");
+    w.Str(op.name);
+    w.Key("overload");
+    w.Str(op.overload);
+    w.Key("node");
+    w.Int(op.node);
+    w.Key("phase");
+    w.Str(PhaseName(op.phase));
+    w.Key("thread");
+    w.Int(op.thread);
+    w.Key("start_us");
+    w.Double(op.start_us);
+    w.Key("duration_us");
+    w.Double(op.duration_us);
     w.Key("args");
     w.Open('[');
     for (size_t i = 0; i < op.args.size(); ++i) {
@@ -340,53 +442,81 @@ void WriteCall(Writer& w, const Call& call) {
   });
   w.Line();
   Records(w, "values", call.values, [&](const Value& v) {
-    w.Key("tensor"); w.Int(v.tensor);
-    w.Key("when"); w.Str(WhenName(v.when));
+    w.Key("tensor");
+    w.Int(v.tensor);
+    w.Key("when");
+    w.Str(WhenName(v.when));
     if (v.when == Value::When::kAfterOp) {
       w.Key("op");
       w.Int(v.op);
     }
-    w.Key("dtype"); w.Str(v.dtype);
-    w.Key("numel"); w.Int(v.numel);
-    w.Key("encoding"); w.Str("base64");
-    w.Key("crc32"); w.Str(Crc32Hex(v.data));
-    w.Key("data"); w.Str(Base64Encode(v.data));
+    w.Key("dtype");
+    w.Str(v.dtype);
+    w.Key("numel");
+    w.Int(v.numel);
+    w.Key("encoding");
+    w.Str("base64");
+    w.Key("crc32");
+    w.Str(Crc32Hex(v.data));
+    w.Key("data");
+    w.Str(Base64Encode(v.data));
   });
   w.Line();
   const Guards& g = call.guards;
   w.Key("guards");
   w.Open('{');
   Records(w, "nodes", g.nodes, [&](const GuardNode& n) {
-    w.Key("node"); w.Int(n.node);
-    w.Key("type"); w.Str(n.type);
-    w.Key("hooks"); w.Strs(n.hook_kinds);
+    w.Key("node");
+    w.Int(n.node);
+    w.Key("type");
+    w.Str(n.type);
+    w.Key("hooks");
+    w.Strs(n.hook_kinds);
   });
   w.Line();
   Records(w, "tensors", g.tensors, [&](const GuardTensor& t) {
-    w.Key("node"); w.Int(t.node);
-    w.Key("tensor"); w.Int(t.tensor);
-    w.Key("role"); w.Str(t.role);
-    w.Key("defined"); w.Bool(t.defined);
-    w.Key("dtype"); w.Str(t.dtype);
-    w.Key("device"); w.Str(t.device);
-    w.Key("requires_grad"); w.Bool(t.requires_grad);
+    w.Key("node");
+    w.Int(t.node);
+    w.Key("tensor");
+    w.Int(t.tensor);
+    w.Key("role");
+    w.Str(t.role);
+    w.Key("defined");
+    w.Bool(t.defined);
+    w.Key("dtype");
+    w.Str(t.dtype);
+    w.Key("device");
+    w.Str(t.device);
+    w.Key("requires_grad");
+    w.Bool(t.requires_grad);
   });
   w.Line();
   Records(w, "scalars", g.scalars, [&](const GuardScalar& s) {
-    w.Key("node"); w.Int(s.node);
-    w.Key("op"); w.Int(s.op);
-    w.Key("arg"); w.Str(s.arg);
-    w.Key("value"); w.Str(s.value);
+    w.Key("node");
+    w.Int(s.node);
+    w.Key("op");
+    w.Int(s.op);
+    w.Key("arg");
+    w.Str(s.arg);
+    w.Key("value");
+    w.Str(s.value);
   });
   w.Line();
   Records(w, "sizes", g.sizes, [&](const GuardSize& s) {
-    w.Key("node"); w.Int(s.node);
-    w.Key("tensor"); w.Int(s.tensor);
-    w.Key("op"); w.Int(s.op);
-    w.Key("role"); w.Str(s.role);
-    w.Key("what"); w.Str(s.what);
-    w.Key("dim"); w.Int(s.dim);
-    w.Key("value"); w.Int(s.value);
+    w.Key("node");
+    w.Int(s.node);
+    w.Key("tensor");
+    w.Int(s.tensor);
+    w.Key("op");
+    w.Int(s.op);
+    w.Key("role");
+    w.Str(s.role);
+    w.Key("what");
+    w.Str(s.what);
+    w.Key("dim");
+    w.Int(s.dim);
+    w.Key("value");
+    w.Int(s.value);
   });
   w.Close('}');
   w.Close('}');
@@ -400,20 +530,30 @@ std::string SerializeTrace(const Trace& trace) {
   Writer w(&out);
   const Meta& m = trace.meta;
   w.Open('{');
-  w.Key("format"); w.Str(kTraceFormatName);
-  w.Key("version"); w.Int(trace.version);
+  w.Key("format");
+  w.Str(kTraceFormatName);
+  w.Key("version");
+  w.Int(trace.version);
   w.Line();
   w.Key("meta");
   w.Open('{');
-  w.Key("tool_version"); w.Str(m.tool_version);
-  w.Key("libtorch_version"); w.Str(m.libtorch_version);
-  w.Key("command"); w.Strs(m.command);
-  w.Key("time"); w.Str(m.time);
-  w.Key("host"); w.Str(m.host);
+  w.Key("tool_version");
+  w.Str(m.tool_version);
+  w.Key("libtorch_version");
+  w.Str(m.libtorch_version);
+  w.Key("command");
+  w.Strs(m.command);
+  w.Key("time");
+  w.Str(m.time);
+  w.Key("host");
+  w.Str(m.host);
   w.Key("seed");
-  if (m.seed) w.Uint(*m.seed);
-  else w.Null();
-  w.Key("values"); w.Str(ValuesModeName(m.values));
+  if (m.seed)
+    w.Uint(*m.seed);
+  else
+    w.Null();
+  w.Key("values");
+  w.Str(ValuesModeName(m.values));
   w.Close('}');
   w.Line();
   w.Key("calls");

@@ -26,11 +26,11 @@ TEST(Base64, RoundTripsEveryByte) {
 
 TEST(Base64, RejectsMalformedText) {
   std::string out;
-  EXPECT_FALSE(Base64Decode("Zg=", &out));      // bad length
-  EXPECT_FALSE(Base64Decode("Z!==", &out));     // outside the alphabet
-  EXPECT_FALSE(Base64Decode("Zg==Zm9v", &out)); // padding in the middle
-  EXPECT_FALSE(Base64Decode("Z===", &out));     // too much padding
-  EXPECT_FALSE(Base64Decode("Zm=v", &out));     // data after padding
+  EXPECT_FALSE(Base64Decode("Zg=", &out));       // bad length
+  EXPECT_FALSE(Base64Decode("Z!==", &out));      // outside the alphabet
+  EXPECT_FALSE(Base64Decode("Zg==Zm9v", &out));  // padding in the middle
+  EXPECT_FALSE(Base64Decode("Z===", &out));      // too much padding
+  EXPECT_FALSE(Base64Decode("Zm=v", &out));      // data after padding
 }
 
 TEST(Crc32, KnownCheckValue) {

@@ -24,8 +24,8 @@ TEST(Guards, LiftsGradsSavedTensorsAndLeaves) {
     lifted.push_back(std::to_string(t.node) + ":" + t.role + ":" + std::to_string(t.tensor));
   // The expanded grad (an op output) is a grad_in of MulBackward0 but not
   // a saved tensor; x is saved; the AccumulateGrad's .grad was undefined.
-  EXPECT_EQ(lifted, (std::vector<std::string>{"0:grad_in:0", "1:grad_in:1", "1:saved:2",
-                                              "2:grad_in:3", "2:leaf:4", "2:old_grad:-1"}));
+  EXPECT_EQ(lifted, (std::vector<std::string>{"0:grad_in:0", "1:grad_in:1", "1:saved:2", "2:grad_in:3",
+                                              "2:leaf:4", "2:old_grad:-1"}));
   EXPECT_FALSE(g.tensors.back().defined);
   EXPECT_TRUE(g.tensors[4].requires_grad);
 }

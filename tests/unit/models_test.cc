@@ -12,16 +12,13 @@
 namespace cautograd {
 namespace {
 
-bool AllFinite(const at::Tensor& t) {
-  return at::isfinite(t).all().item<bool>();
-}
+bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
 
 ModelRun RunOrFail(const std::string& name, const ModelOptions& options,
                    const ParameterObserver& observer = nullptr) {
   ModelRun run;
   std::string err;
-  EXPECT_TRUE(RunModel(name, options, observer, &run, &err))
-      << name << ": " << err;
+  EXPECT_TRUE(RunModel(name, options, observer, &run, &err)) << name << ": " << err;
   return run;
 }
 
@@ -31,11 +28,10 @@ TEST(ModelsTest, EveryModelRunsWithDefaultsAndGivesFiniteGrads) {
     SCOPED_TRACE(info.name);
     int observer_calls = 0;
     NamedTensors params;
-    ModelRun run =
-        RunOrFail(info.name, ModelOptions{}, [&](const NamedTensors& p) {
-          ++observer_calls;
-          params = p;
-        });
+    ModelRun run = RunOrFail(info.name, ModelOptions{}, [&](const NamedTensors& p) {
+      ++observer_calls;
+      params = p;
+    });
     EXPECT_EQ(observer_calls, 1);
     ASSERT_FALSE(params.empty());
     ASSERT_EQ(run.losses.size(), static_cast<size_t>(info.default_steps));
@@ -58,9 +54,8 @@ TEST(ModelsTest, ParametersAreNamedLikeTorch) {
   RunOrFail("mlp", ModelOptions{}, [&](const NamedTensors& params) {
     for (const auto& [name, tensor] : params) names.insert(name);
   });
-  EXPECT_EQ(names,
-            (std::set<std::string>{"fc1.weight", "fc1.bias", "fc2.weight",
-                                   "fc2.bias", "fc3.weight", "fc3.bias"}));
+  EXPECT_EQ(names, (std::set<std::string>{"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight",
+                                          "fc3.bias"}));
 }
 
 TEST(ModelsTest, SameSeedIsBitIdentical) {
@@ -74,8 +69,7 @@ TEST(ModelsTest, SameSeedIsBitIdentical) {
     ASSERT_EQ(a.grads.size(), b.grads.size());
     for (size_t i = 0; i < a.grads.size(); ++i) {
       EXPECT_EQ(a.grads[i].first, b.grads[i].first);
-      EXPECT_TRUE(at::equal(a.grads[i].second, b.grads[i].second))
-          << a.grads[i].first;
+      EXPECT_TRUE(at::equal(a.grads[i].second, b.grads[i].second)) << a.grads[i].first;
     }
   }
 }
@@ -129,8 +123,7 @@ TEST(ModelsTest, OutOfRangeOptionsAreErrors) {
     std::string err;
     bool observed = false;
     EXPECT_FALSE(RunModel(
-        "mlp", options, [&](const NamedTensors&) { observed = true; }, &run,
-        &err));
+        "mlp", options, [&](const NamedTensors&) { observed = true; }, &run, &err));
     EXPECT_EQ(err, c.message);
     EXPECT_FALSE(observed);
     EXPECT_TRUE(run.losses.empty());
@@ -149,9 +142,8 @@ TEST(ModelsTest, FindModel) {
   EXPECT_EQ(FindModel("foo"), nullptr);
   EXPECT_EQ(FindModel(""), nullptr);
 
-  const std::set<std::string> expected = {
-      "mlp",    "cnn",   "lstm",    "transformer", "embedding",
-      "custom", "hooks", "dynamic", "doublegrad"};
+  const std::set<std::string> expected = {"mlp",    "cnn",   "lstm",    "transformer", "embedding",
+                                          "custom", "hooks", "dynamic", "doublegrad"};
   std::set<std::string> names;
   for (const ModelInfo& info : BuiltinModels()) {
     EXPECT_TRUE(names.insert(info.name).second) << "duplicate " << info.name;

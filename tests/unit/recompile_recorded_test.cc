@@ -26,7 +26,8 @@ Trace Record(const std::string& model, int steps, ValuesMode values = ValuesMode
   model_options.steps = steps;
   model_options.batch = kBatch;
   ModelRun run;
-  EXPECT_TRUE(RunModel(model, model_options, [&](const NamedTensors& n) { recorder.NameParameters(n); }, &run, &err))
+  EXPECT_TRUE(RunModel(
+      model, model_options, [&](const NamedTensors& n) { recorder.NameParameters(n); }, &run, &err))
       << err;
   return recorder.Finish();
 }
@@ -98,7 +99,8 @@ TEST(RecompileRecorded, MlpGradDefinedOnTheSecondStepNamesTheParameter) {
 // Two backward calls of (w * x).sum() with `between` run in between; .grad
 // is reset so that only what `between` changes differs.
 Trace TwoCalls(const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>& loss,
-               const std::function<void(torch::Tensor&)>& between, torch::Dtype second_dtype = torch::kFloat) {
+               const std::function<void(torch::Tensor&)>& between,
+               torch::Dtype second_dtype = torch::kFloat) {
   torch::manual_seed(0);
   Recorder recorder;
   torch::Tensor w = torch::randn({3}, torch::requires_grad());
@@ -122,7 +124,8 @@ std::vector<MissReason> SecondCallReasons(const Trace& trace) {
 }
 
 TEST(RecompileRecorded, HookAddedBetweenCalls) {
-  Trace trace = TwoCalls(MulSum, [](torch::Tensor& w) { w.register_hook([](torch::Tensor g) { return g * 2; }); });
+  Trace trace =
+      TwoCalls(MulSum, [](torch::Tensor& w) { w.register_hook([](torch::Tensor g) { return g * 2; }); });
   std::vector<MissReason> reasons = SecondCallReasons(trace);
   ASSERT_EQ(reasons.size(), 1u);
   const MissReason& r = reasons[0];
@@ -133,7 +136,8 @@ TEST(RecompileRecorded, HookAddedBetweenCalls) {
 }
 
 TEST(RecompileRecorded, DtypeChange) {
-  Trace trace = TwoCalls(MulSum, [](torch::Tensor&) {}, torch::kDouble);
+  Trace trace = TwoCalls(
+      MulSum, [](torch::Tensor&) {}, torch::kDouble);
   std::vector<MissReason> reasons = SecondCallReasons(trace);
   ASSERT_EQ(reasons.size(), 1u);
   const MissReason& r = reasons[0];

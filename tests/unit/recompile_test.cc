@@ -23,7 +23,8 @@ const Node& NodeOfType(const Call& call, const std::string& type) {
 }
 
 // Runs the calls through one cache. The calls live in *store.
-CacheSimulation Simulate(std::vector<Call>* store, DynamicMode mode, std::vector<CacheCall>* calls = nullptr) {
+CacheSimulation Simulate(std::vector<Call>* store, DynamicMode mode,
+                         std::vector<CacheCall>* calls = nullptr) {
   std::vector<CacheCall> local;
   for (size_t i = 0; i < store->size(); ++i) {
     (*store)[i].index = int64_t(i);
@@ -73,7 +74,8 @@ TEST(CacheSim, FirstCallCompilesThenTheSameGraphHits) {
   EXPECT_EQ(Hits(sim), (std::vector<bool>{false, true, true}));
   ASSERT_EQ(sim.calls[0].reasons.size(), 1u);
   EXPECT_EQ(sim.calls[0].reasons[0].kind, MissReason::Kind::kCacheEmpty);
-  EXPECT_EQ(sim.calls[0].log, std::vector<std::string>{"Cache miss due to new autograd node: SumBackward0 (NodeCall 0)"});
+  EXPECT_EQ(sim.calls[0].log,
+            std::vector<std::string>{"Cache miss due to new autograd node: SumBackward0 (NodeCall 0)"});
   EXPECT_EQ(sim.compiles(), 1);
   EXPECT_EQ(sim.recompiles(), 0);
   EXPECT_DOUBLE_EQ(sim.hit_rate(), 2.0 / 3.0);
@@ -120,17 +122,18 @@ TEST(CacheSim, BatchChangeRecompilesOnceThenHits) {
       EXPECT_EQ(r.node_call, 1);
       EXPECT_EQ(r.tensor, 2);
       EXPECT_EQ(r.dim, 0);
-      EXPECT_EQ(r.log, "Cache miss due to changed shapes: marking size idx " + std::to_string(r.size_index_in_node) +
-                           " of MulBackward0 (NodeCall 1) as dynamic");
+      EXPECT_EQ(r.log, "Cache miss due to changed shapes: marking size idx " +
+                           std::to_string(r.size_index_in_node) + " of MulBackward0 (NodeCall 1) as dynamic");
     }
   }
   EXPECT_TRUE(saw_arg);
   EXPECT_TRUE(saw_saved);
   ASSERT_FALSE(miss.log.empty());
-  EXPECT_EQ(miss.log[0].rfind("Cache miss due to " + std::to_string(miss.reasons.size()) +
-                                  " changed tensor shapes (total of " + std::to_string(miss.sizes) + "): sizes[",
-                              0),
-            0u);
+  EXPECT_EQ(
+      miss.log[0].rfind("Cache miss due to " + std::to_string(miss.reasons.size()) +
+                            " changed tensor shapes (total of " + std::to_string(miss.sizes) + "): sizes[",
+                        0),
+      0u);
 
   // What the summary lists: the dynamic sizes and every value they took.
   const CacheEntry& e = sim.entries[0];
@@ -192,7 +195,8 @@ TEST(CacheSim, GradDefinedAfterTheFirstStepNamesTheAccumulateGrad) {
   EXPECT_EQ(r.new_value, "defined");
   EXPECT_EQ(r.leaf, "w");
   EXPECT_EQ(sim.calls[1].log,
-            std::vector<std::string>{"Cache miss due to new autograd node: torch::autograd::AccumulateGrad (NodeCall 2)"});
+            std::vector<std::string>{
+                "Cache miss due to new autograd node: torch::autograd::AccumulateGrad (NodeCall 2)"});
   EXPECT_NE(ReasonHint(r).find("set_to_none"), std::string::npos);
 }
 

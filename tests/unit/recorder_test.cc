@@ -30,9 +30,9 @@ TEST(Recorder, GradientsAreBitIdenticalForEveryModel) {
       ropts.values = values;
       Recorder recorder(ropts);
       ASSERT_TRUE(recorder.active());
-      ASSERT_TRUE(RunModel(model.name, options,
-                           [&](const NamedTensors& named) { recorder.NameParameters(named); },
-                           &recorded, &err))
+      ASSERT_TRUE(RunModel(
+          model.name, options, [&](const NamedTensors& named) { recorder.NameParameters(named); }, &recorded,
+          &err))
           << err;
       Trace trace = recorder.Finish();
       EXPECT_EQ(recorder.error(), "") << model.name;

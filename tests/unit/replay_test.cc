@@ -23,7 +23,8 @@ Trace RecordModel(const std::string& name, ValuesMode values) {
   model.steps = name == "mlp" ? 2 : 0;  // mlp's second step accumulates into .grad
   ModelRun run;
   std::string err;
-  EXPECT_TRUE(RunModel(name, model, [&](const NamedTensors& n) { recorder.NameParameters(n); }, &run, &err))
+  EXPECT_TRUE(RunModel(
+      name, model, [&](const NamedTensors& n) { recorder.NameParameters(n); }, &run, &err))
       << err;
   return recorder.Finish();
 }
@@ -70,8 +71,10 @@ TEST(Replay, AlteredGradientIsTheFirstDivergence) {
   ASSERT_TRUE(report.diverged());
   const Divergence& d = report.calls[0].divergence;
   EXPECT_EQ(d.op, victim->op);
-  EXPECT_EQ(d.op_name, call.ops[size_t(victim->op)].name +
-                           (call.ops[size_t(victim->op)].overload.empty() ? "" : "." + call.ops[size_t(victim->op)].overload));
+  EXPECT_EQ(
+      d.op_name,
+      call.ops[size_t(victim->op)].name +
+          (call.ops[size_t(victim->op)].overload.empty() ? "" : "." + call.ops[size_t(victim->op)].overload));
   EXPECT_EQ(d.tensor, victim->tensor);
   EXPECT_NEAR(d.max_abs, 1.0, 1e-3);
   EXPECT_EQ(report.calls.size(), 1u) << "replay goes on after a divergence";
@@ -230,8 +233,8 @@ TEST(Replay, CallSelection) {
 TEST(Replay, SurvivesDamagedPrograms) {
   const Trace clean = RecordModel("embedding", ValuesMode::kAll);
   std::mt19937 rng(1234);
-  const std::vector<std::string> names = {"aten::mm", "aten::add", "aten::sum", "aten::view", "aten::expand",
-                                          "aten::index_select", "aten::cat", "aten::bogus"};
+  const std::vector<std::string> names = {"aten::mm",     "aten::add",          "aten::sum", "aten::view",
+                                          "aten::expand", "aten::index_select", "aten::cat", "aten::bogus"};
   int refused = 0, ran = 0;
   for (int round = 0; round < 60; ++round) {
     Trace trace = clean;
@@ -239,7 +242,10 @@ TEST(Replay, SurvivesDamagedPrograms) {
     for (int k = 0; k < 3; ++k) {
       Op& op = call.ops[rng() % call.ops.size()];
       switch (rng() % 4) {
-        case 0: op.name = names[rng() % names.size()]; op.overload = ""; break;
+        case 0:
+          op.name = names[rng() % names.size()];
+          op.overload = "";
+          break;
         case 1:
           if (!op.args.empty()) std::swap(op.args[0], op.args[rng() % op.args.size()]);
           break;

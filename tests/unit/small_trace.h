@@ -35,9 +35,9 @@ inline Trace SmallTrace() {
   call.duration_us = 10;
   call.start_unix_s = 1;
   for (int64_t s = 0; s < 5; ++s) call.storages.push_back({s, s == 0 ? 4 : 24, "cpu"});
-  call.tensors.push_back(SmallTensor(0, {}, 0, kRoleRootGrad | kRoleNodeInput));  // d loss
+  call.tensors.push_back(SmallTensor(0, {}, 0, kRoleRootGrad | kRoleNodeInput));      // d loss
   call.tensors.push_back(SmallTensor(1, {2, 3}, 1, kRoleOpOutput | kRoleNodeInput));  // expanded grad
-  call.tensors.push_back(SmallTensor(2, {2, 3}, 2, kRoleSaved));  // x
+  call.tensors.push_back(SmallTensor(2, {2, 3}, 2, kRoleSaved));                      // x
   call.tensors.push_back(SmallTensor(3, {2, 3}, 3, kRoleOpOutput | kRoleNodeInput | kRoleFinalGrad));
   call.tensors.push_back(SmallTensor(4, {2, 3}, 4, kRoleLeaf));  // w
   call.tensors[4].requires_grad = true;

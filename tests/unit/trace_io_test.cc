@@ -1,12 +1,12 @@
 #include "lib/trace/trace_io.h"
 
 #include <cstdio>
-#include <functional>
 #include <fstream>
+#include <functional>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/unit/small_trace.h"
 
@@ -86,7 +86,10 @@ TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
        "calls[0].nodes[0].next[0].node: node 7 is not in this call's nodes"},
       {"edge to missing input", [](json& j) { j["calls"][0]["nodes"][0]["next"][0]["input"] = 3; },
        "calls[0].nodes[0].next[0].input: input 3 of node 1, which has 1 inputs"},
-      {"cycle", [](json& j) { j["calls"][0]["nodes"][2]["next"] = json::array({{{"node", 0}, {"input", 0}}}); },
+      {"cycle",
+       [](json& j) {
+         j["calls"][0]["nodes"][2]["next"] = json::array({{{"node", 0}, {"input", 0}}});
+       },
        "closes a cycle"},
       {"absurd size", [](json& j) { j["calls"][0]["tensors"][2]["shape"][0] = int64_t(1) << 45; },
        "calls[0].tensors[2].shape[0]: absurd size"},
@@ -108,15 +111,21 @@ TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
        "calls[0].tensors[1].id: tensor id 5 at position 1"},
       {"op without namespace", [](json& j) { j["calls"][0]["ops"][0]["op"] = "mm"; },
        "calls[0].ops[0].op: operator 'mm' has no namespace"},
-      {"empty argument", [](json& j) { j["calls"][0]["ops"][0]["args"][0] = {{"name", "self"}}; },
+      {"empty argument",
+       [](json& j) {
+         j["calls"][0]["ops"][0]["args"][0] = {{"name", "self"}};
+       },
        "calls[0].ops[0].args[0]: argument has no value"},
       {"exec order", [](json& j) { j["calls"][0]["nodes"][1]["exec_order"] = -1; },
        "exec_order must be >= 0 exactly when the node executed"},
       {"guard op", [](json& j) { j["calls"][0]["guards"]["scalars"][0]["op"] = 40; },
        "calls[0].guards.scalars[0].op: op 40 is not in this call's ops"},
-      {"call index", [](json& j) { j["calls"][0]["index"] = 3; }, "calls[0].index: call index 3 at position 0"},
-      {"top level", [](json& j) { j = json::array(); }, "t.json: (top level): expected an object, found an array"},
-      {"call not an object", [](json& j) { j["calls"].push_back(5); }, "calls[1]: expected an object, found an integer"},
+      {"call index", [](json& j) { j["calls"][0]["index"] = 3; },
+       "calls[0].index: call index 3 at position 0"},
+      {"top level", [](json& j) { j = json::array(); },
+       "t.json: (top level): expected an object, found an array"},
+      {"call not an object", [](json& j) { j["calls"].push_back(5); },
+       "calls[1]: expected an object, found an integer"},
       {"call an array", [](json& j) { j["calls"].push_back(json::array()); },
        "calls[1]: expected an object, found an array"},
       {"section not an array", [](json& j) { j["calls"][0]["ops"] = 3; },
