@@ -26,6 +26,7 @@
 
 #include "lib/bridge/names.h"
 #include "lib/bridge/tensor_bytes.h"
+#include "lib/recorder/python_hooks.h"
 #include "lib/trace/guards.h"
 #include "lib/trace/op_semantics.h"
 
@@ -353,6 +354,11 @@ struct CallRecorder {
     if (auto* acc = dynamic_cast<ta::AccumulateGrad*>(fn))
       for (const auto& hook : ta::impl::hooks(acc->variable)) AddPreHook(*hook, n);
     for (const auto& hook : fn->post_hooks()) {
+      std::vector<std::string> names;
+      if (PythonPostHookNames(*hook, &names)) {
+        for (const std::string& name : names) n->hooks.push_back({Hook::Kind::kPostHook, "python", name});
+        continue;
+      }
       std::string type = c10::demangle(typeid(*hook).name());
       bool python = type.find("torch::autograd::PyFunction") == 0;
       n->hooks.push_back({Hook::Kind::kPostHook, python ? "python" : "cpp", type});
@@ -377,9 +383,14 @@ struct CallRecorder {
       }
     } else if (type.find("torch::autograd::PyFunction") == 0) {
       // PyFunctionTensorPreHook: Python tensor hooks (register_hook);
-      // other Python pre-hooks are hooks on the node itself.
-      bool tensor = type.find("TensorPreHook") != std::string::npos;
-      n->hooks.push_back({tensor ? Hook::Kind::kTensorPreHook : Hook::Kind::kPreHook, "python", type});
+      // other Python pre-hooks are hooks on the node itself. One entry per
+      // registered callable, named by its module and qualified name where
+      // the interpreter can be asked.
+      Hook::Kind kind =
+          type.find("TensorPreHook") != std::string::npos ? Hook::Kind::kTensorPreHook : Hook::Kind::kPreHook;
+      std::vector<std::string> names;
+      if (!PythonPreHookNames(hook, &names)) names = {type};
+      for (const std::string& name : names) n->hooks.push_back({kind, "python", name});
     } else {
       n->hooks.push_back({Hook::Kind::kPreHook, "cpp", type});
     }

@@ -230,7 +230,10 @@ if /usr/bin/python3 - "$tmp/py.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
 hooks = [h for c in t["calls"] for n in c["nodes"] for h in n["hooks"]]
-assert any(h["kind"] == "tensor_pre_hook" and h["lang"] == "python" for h in hooks), hooks
+assert any(h["kind"] == "tensor_pre_hook" and h["lang"] == "python"
+           and h["type"] == "__main__.step.<locals>.<lambda>" for h in hooks), hooks
+assert any(h["kind"] == "post_hook" and h["lang"] == "python" and h["type"] == "__main__.note_grads"
+           for h in hooks), hooks
 assert any(h["kind"] == "retain_grad" for h in hooks), hooks
 PY
 then ok; else bad "record python: hooks not recorded as Python tensor hooks and retain_grad"; fi

@@ -1,0 +1,24 @@
+// Names of the Python callables behind a Python hook, for the trace.
+//
+// libtorch's Python hooks (PyFunctionTensorPreHook, PyFunctionPreHook,
+// PyFunctionPostHook) each hold a Python dict of the registered callables.
+// The recorder does not link Python: when it runs inside a Python process
+// (the shim under /usr/bin/python3), it finds the interpreter's C API with
+// dlsym and asks each callable for its __module__ and __qualname__, holding
+// the GIL while it does. Anywhere else it finds nothing and says so.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <torch/csrc/autograd/function_hook.h>
+
+namespace cautograd {
+
+// The "module.qualname" of every callable in a Python hook's dict, in the
+// dict's order; false when `hook` is not a Python hook or no interpreter is
+// running in this process.
+bool PythonPreHookNames(torch::autograd::FunctionPreHook& hook, std::vector<std::string>* names);
+bool PythonPostHookNames(torch::autograd::FunctionPostHook& hook, std::vector<std::string>* names);
+
+}  // namespace cautograd
