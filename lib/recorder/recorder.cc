@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
+#include <typeindex>
 #include <unordered_map>
 
 #include <unistd.h>
@@ -106,6 +107,43 @@ struct ThreadFrames {
   int op_depth = 0;  // open dispatcher ops; only the outermost is recorded
   std::vector<EvalFrame> evals;
 };
+
+// What the recorder needs of an operator, looked up once per operator.
+struct OpInfo {
+  std::string name;      // "aten::mm"
+  std::string overload;  // "" or "Tensor"
+  c10::FunctionSchema schema;
+};
+
+// For a dispatcher op, RecordFunction::name() is its schema's own name
+// string, which lives as long as the operator is registered: its address
+// identifies the operator without copying the schema on every op, as
+// operator_schema() does. Other frames (named regions) are not cached.
+const OpInfo* LookupOp(const at::RecordFunction& fn) {
+  static std::mutex mu;
+  static std::unordered_map<const char*, std::unique_ptr<OpInfo>> cache;
+  const char* key = fn.name();
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end() && it->second->name == key) return it->second.get();
+  auto schema = fn.operator_schema();
+  if (!schema) return nullptr;
+  auto info = std::make_unique<OpInfo>(OpInfo{schema->name(), schema->overload_name(), std::move(*schema)});
+  const OpInfo* out = info.get();
+  cache[key] = std::move(info);
+  return out;
+}
+
+// Node::name() demangles the node's type on every call; the recorder asks
+// once per type.
+const std::string& NodeTypeName(const ta::Node& node) {
+  static std::mutex mu;
+  static std::unordered_map<std::type_index, std::string> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(std::type_index(typeid(node)));
+  if (it == cache.end()) it = cache.emplace(std::type_index(typeid(node)), node.name()).first;
+  return it->second;
+}
 
 }  // namespace
 
@@ -315,7 +353,7 @@ struct CallRecorder {
     nodes.push_back(fn);
     Node n;
     n.id = id;
-    n.type = fn->name();
+    n.type = NodeTypeName(*fn);
     n.seq = fn->sequence_nr();
     n.seq_is_max = n.seq == UINT64_MAX;
     n.topo = fn->topological_nr();
@@ -595,6 +633,7 @@ struct FrameContext : at::ObserverContext {
   enum class Kind { kEval, kNode, kOp, kNestedOp, kForward };
   Kind kind = Kind::kOp;
   CallRecorder* call = nullptr;
+  const OpInfo* info = nullptr;  // for kOp
   int64_t op = -1;
   Clock::time_point start;
 };
@@ -788,20 +827,18 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       ctx->kind = FrameContext::Kind::kNestedOp;
       return ctx;
     }
-    auto name = fn.operator_name();
-    if (!name) {
-      if (std::strncmp(fn.name(), kEvaluatePrefix, std::strlen(kEvaluatePrefix)) == 0) {
-        frames.evals.emplace_back();
-        ctx->kind = FrameContext::Kind::kEval;
-        return ctx;
-      }
-      return nullptr;  // a user's named region: transparent
+    if (std::strncmp(fn.name(), kEvaluatePrefix, std::strlen(kEvaluatePrefix)) == 0) {
+      frames.evals.emplace_back();
+      ctx->kind = FrameContext::Kind::kEval;
+      return ctx;
     }
+    const OpInfo* info = LookupOp(fn);
+    if (!info) return nullptr;  // a user's named region: transparent
     ++frames.op_depth;
     Op op;
     op.index = int64_t(call->call.ops.size());
-    op.name = name->name;
-    op.overload = name->overload_name;
+    op.name = info->name;
+    op.overload = info->overload;
     op.thread = frames.index;
     op.start_us = call->Now();
     if (!eval) {
@@ -814,15 +851,16 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       op.node = eval->node;
       if (op.node < 0) eval->pending_ops.push_back(op.index);  // AccumulateGrad not yet resolved
     }
-    auto schema = fn.operator_schema();
+    const c10::FunctionSchema& schema = info->schema;
+    ctx->info = info;
     auto inputs = fn.inputs();
     for (size_t i = 0; i < inputs.size(); ++i) {
       const c10::Type* type = nullptr;
       std::string arg_name;
-      if (schema && i < schema->arguments().size()) {
+      if (i < schema.arguments().size()) {
         // real_type: the schema's `type` says int for ScalarType, Layout, MemoryFormat.
-        type = schema->arguments()[i].real_type().get();
-        arg_name = schema->arguments()[i].name();
+        type = schema.arguments()[i].real_type().get();
+        arg_name = schema.arguments()[i].name();
       }
       op.args.push_back(call->ArgOf(inputs[i], type, kRoleSaved, true));
       op.arg_names.push_back(arg_name);
@@ -879,11 +917,11 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
     // Snapshot and Register grow call.values and call.tensors, never call.ops.
     Op& op = call->call.ops[size_t(ctx->op)];
     op.duration_us = Micros(ctx->start, Clock::now());
-    auto schema = fn.operator_schema();
+    const c10::FunctionSchema& schema = ctx->info->schema;
     const auto& outputs = fn.outputs();
     for (size_t i = 0; i < outputs.size(); ++i) {
       const c10::Type* type = nullptr;
-      if (schema && i < schema->returns().size()) type = schema->returns()[i].real_type().get();
+      if (i < schema.returns().size()) type = schema.returns()[i].real_type().get();
       Arg out = call->ArgOf(outputs[i], type, kRoleOpOutput, false);
       if (call->values == ValuesMode::kAll && !OutputsUninitialized(op.name)) {
         auto snap = [&](int64_t id, const at::Tensor& t) {
