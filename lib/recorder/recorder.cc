@@ -641,13 +641,17 @@ struct FrameContext : at::ObserverContext {
 struct Recorder::State {
   RecorderOptions options;
   // Two callbacks. The light one sees only backward nodes, asks for no
-  // inputs, and counts calls: installed all the time, it costs close to
-  // nothing, because ops of other scopes then build no RecordFunction at
-  // all. The heavy one sees every op with its inputs and outputs; it is in
-  // only while a call that may be recorded can come: from the end of the
-  // call before it (so that the forward pass that builds its graph is seen)
-  // to the end of the last call that may be recorded.
+  // inputs, and counts calls: ops of other scopes then build no
+  // RecordFunction at all. It only needs a call's first node, so it takes
+  // itself out there and the call's end puts it back: the other nodes of a
+  // call that is not recorded build no RecordFunction either. (A backward
+  // call on another thread that starts and ends inside that window is not
+  // counted.) The heavy one sees every op with its inputs and outputs; it
+  // is in only while a call that may be recorded can come: from the end of
+  // the call before it (so that the forward pass that builds its graph is
+  // seen) to the end of the last call that may be recorded.
   at::CallbackHandle light = 0;
+  bool light_wanted = true;                  // false once every call it may record is done
   std::atomic<at::CallbackHandle> heavy{0};  // read without the lock by the light callback
   std::mutex mu;
   std::string error;
@@ -704,8 +708,9 @@ struct Recorder::State {
            (options.calls.max_calls < 0 || calls_recorded < options.calls.max_calls);
   }
 
-  // Puts the heavy callback in or takes it out. Under mu.
+  // Put the heavy or the light callback in, or take it out. Under mu.
   void SetHeavy(bool on);
+  void SetLight(bool on);
 
   CallRecorder* CallFor(const std::unordered_set<ta::Node*>* task) {
     std::lock_guard<std::mutex> lock(mu);
@@ -756,6 +761,7 @@ struct Recorder::State {
       bool recording = false;
       for (const auto& [task, other] : active) recording |= other->selected;
       if (!disabled) SetHeavy(recording || NextMaySelect());
+      SetLight(light_wanted && !disabled);
     }
     if (!c->selected) return;
     try {
@@ -773,9 +779,9 @@ struct Recorder::State {
       call.index = calls_completed++;
       // Once every call it may record is done, the light callback goes
       // too: the rest of the program runs as if the recorder were not there.
-      if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls && light) {
-        at::removeCallback(light);
-        light = 0;
+      if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls) {
+        light_wanted = false;
+        SetLight(false);
       }
     }
     // Outside the lock: on_call may ask the Recorder for its error().
@@ -951,6 +957,9 @@ std::unique_ptr<at::ObserverContext> OnLightStart(const at::RecordFunction&) {
   BusyGuard busy;
   try {
     st->CallFor(task);
+    // Counted: the rest of this call's nodes need not call back.
+    std::lock_guard<std::mutex> lock(st->mu);
+    if (!st->heavy) st->SetLight(false);
   } catch (const std::exception& e) {
     st->Disable(std::string("recording stopped: ") + e.what());
   }
@@ -958,6 +967,17 @@ std::unique_ptr<at::ObserverContext> OnLightStart(const at::RecordFunction&) {
 }
 
 }  // namespace
+
+void Recorder::State::SetLight(bool on) {
+  if (on == (light != 0)) return;
+  if (on) {
+    light = at::addGlobalCallback(
+        at::RecordFunctionCallback(&OnLightStart).scopes({at::RecordScope::BACKWARD_FUNCTION}));
+  } else {
+    at::removeCallback(light);
+    light = 0;
+  }
+}
 
 void Recorder::State::SetHeavy(bool on) {
   if (on == (heavy.load() != 0)) return;
@@ -981,8 +1001,7 @@ Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) 
     return;
   }
   std::lock_guard<std::mutex> lock(state_->mu);
-  state_->light = at::addGlobalCallback(
-      at::RecordFunctionCallback(&OnLightStart).scopes({at::RecordScope::BACKWARD_FUNCTION}));
+  state_->SetLight(true);
   state_->SetHeavy(state_->NextMaySelect());
 }
 
@@ -1025,10 +1044,8 @@ Trace Recorder::Finish() {
   g_state.compare_exchange_strong(mine, nullptr);
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->SetHeavy(false);
-  if (state_->light) {
-    at::removeCallback(state_->light);
-    state_->light = 0;
-  }
+  state_->light_wanted = false;
+  state_->SetLight(false);
   Trace trace = std::move(state_->trace);
   state_->trace = Trace();
   trace.meta = RecorderMeta(state_->options.values);
