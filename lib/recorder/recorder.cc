@@ -874,14 +874,11 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     // A tensor first seen as an op input came from outside the call; one
     // seen earlier keeps the roles it had (the saved role only sticks to
     // tensors that were not produced inside the call).
-    for (const Arg& a : op.args) {
-      auto unmark = [&](int64_t id) {
-        if (id >= 0 && (call->call.tensors[size_t(id)].roles & (kRoleOpOutput | kRoleNodeInput)))
-          call->call.tensors[size_t(id)].roles &= ~uint32_t(kRoleSaved);
-      };
-      if (a.kind == Arg::Kind::kTensor) unmark(a.tensor);
-      for (int64_t id : a.kind == Arg::Kind::kTensorList ? a.ints : std::vector<int64_t>()) unmark(id);
-    }
+    auto unmark = [&](int64_t id) {
+      if (call->call.tensors[size_t(id)].roles & (kRoleOpOutput | kRoleNodeInput))
+        call->call.tensors[size_t(id)].roles &= ~uint32_t(kRoleSaved);
+    };
+    for (const Arg& a : op.args) ForEachTensor(a, unmark);
     ctx->op = op.index;
     call->call.ops.push_back(std::move(op));
     return ctx;

@@ -120,18 +120,9 @@ expect 2 replay_bad_call -- "$bin" replay --call 9 "$src/traces/embedding.json"
 contains "$tmp/err" "no call 9: the trace has 1" replay_bad_call
 
 # A recorded gradient altered by hand: replay --check exits 1 and names the op.
-/usr/bin/python3 - "$src/traces/mlp.json" "$tmp/altered.json" <<'PY'
-import base64, json, struct, sys, zlib
-trace = json.load(open(sys.argv[1]))
-call = trace["calls"][0]
-value = [v for v in call["values"] if v["when"] == "after_op" and v["dtype"] == "float32"][3]
-data = bytearray(base64.b64decode(value["data"]))
-struct.pack_into("<f", data, 0, struct.unpack_from("<f", data, 0)[0] + 0.5)
-value["data"] = base64.b64encode(bytes(data)).decode()
-value["crc32"] = "%08x" % zlib.crc32(bytes(data))
-json.dump(trace, open(sys.argv[2], "w"))
-PY
-read -r altered_op altered_name < <(/usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); v=[v for v in t["calls"][0]["values"] if v["when"]=="after_op" and v["dtype"]=="float32"][3]; print(v["op"], t["calls"][0]["ops"][v["op"]]["op"])' "$tmp/altered.json")
+# derive.py's `altered` adds 0.5 to the third recorded float32 op output.
+/usr/bin/python3 "$src/tests/diff_golden/derive.py" altered "$src/traces/mlp.json" "$tmp/altered.json"
+read -r altered_op altered_name < <(/usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); v=[v for v in t["calls"][0]["values"] if v["when"]=="after_op" and v["dtype"]=="float32"][2]; print(v["op"], t["calls"][0]["ops"][v["op"]]["op"])' "$tmp/altered.json")
 expect 1 replay_altered -- "$bin" replay --check "$tmp/altered.json"
 contains "$tmp/out" "DIVERGED at call 0, op $altered_op ($altered_name" replay_altered
 contains "$tmp/out" "max abs error 0.5" replay_altered
