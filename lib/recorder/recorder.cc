@@ -32,7 +32,6 @@
 #include "lib/trace/op_semantics.h"
 
 namespace cautograd {
-
 namespace ta = torch::autograd;
 using Clock = std::chrono::steady_clock;
 
@@ -66,6 +65,9 @@ std::string DtypeOf(const at::Tensor& t) {
   if (!*name) throw RecorderFailure(std::string("unsupported dtype ") + c10::toString(t.scalar_type()));
   return name;
 }
+
+// Device::str() builds its text each time; most tensors are on the CPU.
+std::string DeviceText(c10::Device device) { return device.is_cpu() ? std::string("cpu") : device.str(); }
 
 std::string NowIso8601() {
   std::time_t now = std::time(nullptr);
@@ -120,32 +122,62 @@ struct OpInfo {
 // identifies the operator without copying the schema on every op, as
 // operator_schema() does. Other frames (named regions) are not cached.
 const OpInfo* LookupOp(const at::RecordFunction& fn) {
-  static std::mutex mu;
-  static std::unordered_map<const char*, std::unique_ptr<OpInfo>> cache;
   const char* key = fn.name();
+  // Each thread keeps its own view of the shared cache, to ask without the
+  // lock. OpInfos are never freed, so those views never dangle.
+  thread_local std::unordered_map<const char*, const OpInfo*> local;
+  auto hit = local.find(key);
+  if (hit != local.end() && hit->second->name == key) return hit->second;
+  static std::mutex mu;
+  static std::unordered_map<const char*, const OpInfo*> cache;
+  static std::vector<std::unique_ptr<OpInfo>> infos;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(key);
-  if (it != cache.end() && it->second->name == key) return it->second.get();
-  auto schema = fn.operator_schema();
-  if (!schema) return nullptr;
-  auto info = std::make_unique<OpInfo>(OpInfo{schema->name(), schema->overload_name(), std::move(*schema)});
-  const OpInfo* out = info.get();
-  cache[key] = std::move(info);
-  return out;
+  const OpInfo*& slot = cache[key];
+  if (!slot || slot->name != key) {
+    auto schema = fn.operator_schema();
+    if (!schema) return nullptr;
+    infos.push_back(std::make_unique<OpInfo>(OpInfo{schema->name(), schema->overload_name(), std::move(*schema)}));
+    slot = infos.back().get();
+  }
+  local[key] = slot;
+  return slot;
 }
 
-// Node::name() demangles the node's type on every call; the recorder asks
-// once per type.
-const std::string& NodeTypeName(const ta::Node& node) {
-  static std::mutex mu;
-  static std::unordered_map<std::type_index, std::string> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(std::type_index(typeid(node)));
-  if (it == cache.end()) it = cache.emplace(std::type_index(typeid(node)), node.name()).first;
-  return it->second;
+// Node::name() may demangle the node's type on every call; the recorder
+// asks once per type and thread. (A type seen from two libraries may have
+// two type_infos: two entries with the same name.) Python custom Functions
+// share one C++ type, PyNode, whose name() is the Python class's: those are
+// asked every time.
+std::string NodeTypeName(const ta::Node& node) {
+  struct Entry {
+    std::string name;
+    bool per_object = false;
+  };
+  thread_local std::unordered_map<const std::type_info*, Entry> cache;
+  const std::type_info* type = &typeid(node);
+  auto it = cache.find(type);
+  if (it == cache.end()) {
+    bool py = c10::demangle(type->name()) == "torch::autograd::PyNode";
+    it = cache.emplace(type, Entry{py ? std::string() : node.name(), py}).first;
+  }
+  return it->second.per_object ? node.name() : it->second.name;
 }
 
 }  // namespace
+
+using ParameterNames = std::unordered_map<const c10::TensorImpl*, std::string>;
+
+// Moves on whenever a call ends or a recorder stops, in any Recorder:
+// per-thread caches of "which call is this graph task" are valid only
+// within one epoch.
+std::atomic<uint64_t> g_calls_epoch{1};
+
+struct CallSizes {
+  size_t nodes = 0, ops = 0, tensors = 0, storages = 0, values = 0;
+  static CallSizes Of(const Call& c) {
+    return {c.nodes.size(), c.ops.size(), c.tensors.size(), c.storages.size(), c.values.size()};
+  }
+};
 
 // One backward call (one engine graph task) being recorded.
 struct CallRecorder {
@@ -169,9 +201,27 @@ struct CallRecorder {
   std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> held_storages;
   std::unordered_map<const ta::Node*, int64_t> node_ids;
   std::vector<ta::Node*> nodes;
+  // Whether each node input's shape is known yet: node id -> first index.
+  std::vector<size_t> first_input;
+  std::vector<bool> shape_known;
   std::map<std::pair<uint64_t, uint64_t>, int64_t> by_seq;  // (seq, thread) -> node
   std::unordered_map<uint64_t, ThreadFrames> threads;
-  std::map<const c10::TensorImpl*, std::string> names;  // from NameParameters
+  std::shared_ptr<const ParameterNames> names;  // from NameParameters
+
+  void Reserve(const CallSizes& n) {
+    call.nodes.reserve(n.nodes);
+    call.ops.reserve(n.ops);
+    call.tensors.reserve(n.tensors);
+    call.storages.reserve(n.storages);
+    call.values.reserve(n.values);
+    nodes.reserve(n.nodes);
+    node_ids.reserve(n.nodes);
+    impls.reserve(n.tensors);
+    held_tensors.reserve(n.tensors);
+    tensor_ids.reserve(n.tensors);
+    held_storages.reserve(n.storages);
+    storage_ids.reserve(n.storages);
+  }
 
   bool WantValues(const std::string& dtype) const {
     return values == ValuesMode::kAll || (values == ValuesMode::kInts && IsIntegralDtype(dtype));
@@ -207,7 +257,7 @@ struct CallRecorder {
     StorageInfo info;
     info.id = id;
     info.nbytes = nbytes;
-    info.device = t.device().str();
+    info.device = DeviceText(t.device());
     call.storages.push_back(std::move(info));
     return id;
   }
@@ -242,11 +292,13 @@ struct CallRecorder {
             info.strides[size_t(d) + 1] * std::max<int64_t>(info.shape[size_t(d) + 1], 1);
     }
     info.dtype = DtypeOf(t);
-    info.device = t.device().str();
+    info.device = DeviceText(t.device());
     info.requires_grad = t.requires_grad();
     info.roles = role;
-    auto name = names.find(impl);
-    if (name != names.end()) info.name = name->second;
+    if (names) {
+      auto name = names->find(impl);
+      if (name != names->end()) info.name = name->second;
+    }
     call.tensors.push_back(std::move(info));
     if (snapshot_if_new && WantValues(call.tensors.back().dtype)) Snapshot(t, id, Value::When::kFirstUse, -1);
     return id;
@@ -308,7 +360,7 @@ struct CallRecorder {
     if (v.isDouble()) return Arg::Float(v.toDouble());
     if (v.isBool()) return Arg::Bool(v.toBool());
     if (v.isString()) return Arg::Text(K::kString, v.toStringRef());
-    if (v.isDevice()) return Arg::Text(K::kDevice, v.toDevice().str());
+    if (v.isDevice()) return Arg::Text(K::kDevice, DeviceText(v.toDevice()));
     if (v.isIntList()) {
       Arg a;
       a.kind = K::kIntList;
@@ -357,12 +409,14 @@ struct CallRecorder {
     n.seq = fn->sequence_nr();
     n.seq_is_max = n.seq == UINT64_MAX;
     n.topo = fn->topological_nr();
+    first_input.push_back(shape_known.size());
+    shape_known.resize(shape_known.size() + fn->num_inputs(), false);
     for (uint32_t i = 0; i < fn->num_inputs(); ++i) {
       const ta::InputMetadata& meta = fn->input_metadata(i);
       InputMeta in;
       in.dtype = DtypeName(c10::typeMetaToScalarType(meta.dtype()));
       if (in.dtype.empty()) throw RecorderFailure("unsupported dtype in input metadata of " + n.type);
-      in.device = meta.device().str();
+      in.device = DeviceText(meta.device());
       n.inputs.push_back(std::move(in));
     }
     AddHooks(fn, &n);
@@ -557,9 +611,11 @@ struct CallRecorder {
     n.grads_in.clear();
     for (size_t i = 0; i < inputs.size(); ++i) {
       n.grads_in.push_back(Register(inputs[i], role, true));
-      if (i < n.inputs.size() && inputs[i].defined() && n.inputs[i].shape.empty() &&
-          nodes[size_t(id)]->input_metadata(uint32_t(i)).is_same_shape(inputs[i]))
+      if (i < n.inputs.size() && inputs[i].defined() && !shape_known[first_input[size_t(id)] + i] &&
+          nodes[size_t(id)]->input_metadata(uint32_t(i)).is_same_shape(inputs[i])) {
         n.inputs[i].shape = inputs[i].sizes().vec();
+        shape_known[first_input[size_t(id)] + i] = true;
+      }
     }
     if (eval) {
       for (int64_t op : eval->pending_ops) call.ops[size_t(op)].node = id;
@@ -594,7 +650,7 @@ struct CallRecorder {
     for (size_t id = 0; id < nodes.size(); ++id) {
       Node& n = call.nodes[id];
       for (size_t i = 0; i < n.inputs.size(); ++i) {
-        if (!n.inputs[i].shape.empty()) continue;
+        if (shape_known[first_input[id] + i]) continue;
         const ta::InputMetadata& meta = nodes[id]->input_metadata(uint32_t(i));
         n.inputs[i].shape = meta.zeros_like().sizes().vec();
       }
@@ -613,7 +669,6 @@ struct CallRecorder {
       }
     }
     call.duration_us = Now();
-    call.guards = ComputeGuards(call);
     tensor_ids.clear();
     impls.clear();
     held_tensors.clear();
@@ -621,6 +676,8 @@ struct CallRecorder {
     held_storages.clear();
     node_ids.clear();
     nodes.clear();
+    first_input.clear();
+    shape_known.clear();
     by_seq.clear();
     threads.clear();
     done = true;
@@ -659,9 +716,13 @@ struct Recorder::State {
   int64_t calls_seen = 0;
   int64_t calls_recorded = 0;   // selected so far
   int64_t calls_completed = 0;  // selected and finished
+  // The sizes of the last recorded call: the next is likely the same
+  // shape, and reserving up front spares the growth of every array.
+  CallSizes last_sizes;
   std::unordered_map<const void*, CallRecorder*> active;
   std::vector<std::unique_ptr<CallRecorder>> all_calls;
-  std::map<const c10::TensorImpl*, std::string> names;
+  // Replaced, never changed, so that calls share it without copying.
+  std::shared_ptr<const ParameterNames> names;
   std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> named_held;
   Trace trace;
 
@@ -699,6 +760,7 @@ struct Recorder::State {
     std::lock_guard<std::mutex> lock(mu);
     if (disabled) return;
     disabled = true;
+    g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
     error = why;
   }
 
@@ -712,9 +774,26 @@ struct Recorder::State {
   void SetHeavy(bool on);
   void SetLight(bool on);
 
+  // The call a graph task belongs to. Every op of a call asks, so each
+  // thread remembers its last answer until any call ends or recording stops
+  // (g_calls_epoch moves on), and only then takes the lock.
   CallRecorder* CallFor(const std::unordered_set<ta::Node*>* task) {
+    thread_local struct {
+      const void* task = nullptr;
+      CallRecorder* call = nullptr;
+      uint64_t epoch = 0;
+    } last;
+    uint64_t epoch = g_calls_epoch.load(std::memory_order_acquire);
+    if (last.task == task && last.epoch == epoch) return last.call;
     std::lock_guard<std::mutex> lock(mu);
     if (disabled) return nullptr;
+    CallRecorder* c = FindOrStartCall(task);
+    last = {task, c, epoch};
+    return c;
+  }
+
+  // Under mu.
+  CallRecorder* FindOrStartCall(const std::unordered_set<ta::Node*>* task) {
     auto it = active.find(task);
     if (it != active.end()) return it->second;
     // Calls that finished before this one began have no frame open any
@@ -745,6 +824,7 @@ struct Recorder::State {
       c->call.keep_graph = ta::get_current_graph_task_keep_graph();
       c->call.start_unix_s =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      c->Reserve(last_sizes);
     }
     // The engine runs final callbacks once every node of the graph task is
     // done: that is where the call ends.
@@ -758,6 +838,7 @@ struct Recorder::State {
       std::lock_guard<std::mutex> lock(mu);
       active.erase(c->task);
       c->finished = true;
+      g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
       bool recording = false;
       for (const auto& [task, other] : active) recording |= other->selected;
       if (!disabled) SetHeavy(recording || NextMaySelect());
@@ -777,6 +858,7 @@ struct Recorder::State {
       std::lock_guard<std::mutex> lock(mu);
       if (disabled) return;
       call.index = calls_completed++;
+      last_sizes = CallSizes::Of(call);
       // Once every call it may record is done, the light callback goes
       // too: the rest of the program runs as if the recorder were not there.
       if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls) {
@@ -785,7 +867,12 @@ struct Recorder::State {
       }
     }
     // Outside the lock: on_call may ask the Recorder for its error().
-    if (options.on_call) options.on_call(call);
+    // Guards are derived from the rest of the call; a kept call gets them in
+    // Finish, after the program's steps, so they cost it nothing.
+    if (options.on_call) {
+      call.guards = ComputeGuards(call);
+      options.on_call(call);
+    }
     if (options.keep_calls) {
       std::lock_guard<std::mutex> lock(mu);
       trace.calls.push_back(std::move(call));
@@ -820,7 +907,6 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     ThreadFrames& frames = call->Frames(at::RecordFunction::currentThreadId());
     auto ctx = std::make_unique<FrameContext>();
     ctx->call = call;
-    ctx->start = Clock::now();
     EvalFrame* eval = frames.evals.empty() ? nullptr : &frames.evals.back();
 
     if (fn.scope() == at::RecordScope::BACKWARD_FUNCTION) {
@@ -846,7 +932,8 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     op.name = info->name;
     op.overload = info->overload;
     op.thread = frames.index;
-    op.start_us = call->Now();
+    ctx->start = Clock::now();
+    op.start_us = Micros(call->t0, ctx->start);
     if (!eval) {
       op.phase = Op::Phase::kEngine;
     } else if (eval->stage == Stage::kPre) {
@@ -860,6 +947,8 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     const c10::FunctionSchema& schema = info->schema;
     ctx->info = info;
     auto inputs = fn.inputs();
+    op.args.reserve(inputs.size());
+    op.arg_names.reserve(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
       const c10::Type* type = nullptr;
       std::string arg_name;
@@ -922,6 +1011,7 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
     op.duration_us = Micros(ctx->start, Clock::now());
     const c10::FunctionSchema& schema = ctx->info->schema;
     const auto& outputs = fn.outputs();
+    op.outputs.reserve(outputs.size());
     for (size_t i = 0; i < outputs.size(); ++i) {
       const c10::Type* type = nullptr;
       if (i < schema.returns().size()) type = schema.returns()[i].real_type().get();
@@ -1013,12 +1103,14 @@ std::string Recorder::error() const {
 
 void Recorder::NameParameters(const std::vector<std::pair<std::string, at::Tensor>>& named) {
   std::lock_guard<std::mutex> lock(state_->mu);
+  auto names = state_->names ? std::make_shared<ParameterNames>(*state_->names) : std::make_shared<ParameterNames>();
   for (const auto& [name, t] : named) {
     if (!t.defined()) continue;
-    state_->names[t.unsafeGetTensorImpl()] = name;
+    (*names)[t.unsafeGetTensorImpl()] = name;
     // Keep the address from being reused by another tensor under this name.
     state_->named_held.push_back(c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()));
   }
+  state_->names = std::move(names);
 }
 
 int Recorder::calls_seen() const {
@@ -1040,11 +1132,14 @@ Trace Recorder::Finish() {
   Recorder::State* mine = state_.get();
   g_state.compare_exchange_strong(mine, nullptr);
   std::lock_guard<std::mutex> lock(state_->mu);
+  g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
   state_->SetHeavy(false);
   state_->light_wanted = false;
   state_->SetLight(false);
   Trace trace = std::move(state_->trace);
   state_->trace = Trace();
+  if (!state_->options.on_call)
+    for (Call& call : trace.calls) call.guards = ComputeGuards(call);
   trace.meta = RecorderMeta(state_->options.values);
   return trace;
 }

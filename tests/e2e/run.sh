@@ -231,6 +231,32 @@ then ok; else bad "record python: hooks not recorded as Python tensor hooks and 
 expect 0 replay_python -- "$bin" replay --check "$tmp/py.json"
 contains "$tmp/out" "MATCH: " replay_python
 
+# Python custom Functions share one C++ node type (PyNode); each keeps its own name.
+cat >"$tmp/two_functions.py" <<'PY'
+import torch
+class Double(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2
+class Negate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+x = torch.randn(3, requires_grad=True)
+for _ in range(2):
+    Negate.apply(Double.apply(x)).sum().backward()
+PY
+expect 0 record_two_functions -- "$bin" record -o "$tmp/two.json" -- "$py" "$tmp/two_functions.py"
+expect 0 show_two_functions -- "$bin" show "$tmp/two.json"
+contains "$tmp/out" "DoubleBackward x1" show_two_functions
+contains "$tmp/out" "NegateBackward x1" show_two_functions
+
 expect 0 record_python_select -- "$bin" record --calls 1-5 --max-calls 2 -o "$tmp/py2.json" -- "$py" "$src/tests/programs/train.py"
 contains "$tmp/err" "2 backward calls of" record_python_select
 

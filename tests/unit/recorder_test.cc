@@ -232,5 +232,64 @@ TEST(Recorder, NothingIsRecordedAfterFinish) {
   EXPECT_TRUE(recorder.Finish().calls.empty());
 }
 
+// The trace text of `call` with `guards` in it: equal texts, equal guards.
+std::string WithGuards(const Call& call, const Guards& guards) {
+  Trace t;
+  t.calls.push_back(call);
+  t.calls[0].guards = guards;
+  return SerializeTrace(t);
+}
+
+// Guards are filled after the steps for kept calls, and before on_call for
+// calls handed over: either way they are the guards of the call recorded.
+TEST(Recorder, GuardsAreFilledWhetherCallsAreKeptOrHandedOver) {
+  ModelOptions options;
+  options.steps = 3;
+  std::string err;
+  Trace kept;
+  {
+    Recorder recorder;
+    ASSERT_TRUE(RunModel("mlp", options, nullptr, nullptr, &err)) << err;
+    kept = recorder.Finish();
+  }
+  std::vector<Call> handed;
+  {
+    RecorderOptions ropts;
+    ropts.keep_calls = false;
+    ropts.on_call = [&](const Call& call) { handed.push_back(call); };
+    Recorder recorder(ropts);
+    ASSERT_TRUE(RunModel("mlp", options, nullptr, nullptr, &err)) << err;
+    EXPECT_TRUE(recorder.Finish().calls.empty());
+  }
+  ASSERT_EQ(kept.calls.size(), 3u);
+  ASSERT_EQ(handed.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    for (const Call* call : {&kept.calls[i], &handed[i]}) {
+      EXPECT_FALSE(call->guards.nodes.empty());
+      EXPECT_EQ(WithGuards(*call, call->guards), WithGuards(*call, ComputeGuards(*call)));
+    }
+    EXPECT_EQ(WithGuards(kept.calls[i], kept.calls[i].guards), WithGuards(kept.calls[i], handed[i].guards));
+  }
+  // The root's input is the scalar loss's gradient: shape [] is a shape.
+  const Node& root = kept.calls[0].nodes.at(size_t(kept.calls[0].roots.at(0)));
+  ASSERT_EQ(root.inputs.size(), 1u);
+  EXPECT_TRUE(root.inputs[0].shape.empty());
+}
+
+// Recorders one after another each see only their own calls, though the
+// engine may reuse the addresses of graph tasks between them.
+TEST(Recorder, RecordersOneAfterAnotherRecordTheirOwnCalls) {
+  for (int i = 0; i < 4; ++i) {
+    Recorder recorder;
+    ASSERT_TRUE(recorder.active());
+    (torch::ones({i + 1}, torch::requires_grad()) * 3).sum().backward();
+    Trace trace = recorder.Finish();
+    ASSERT_EQ(trace.calls.size(), 1u) << i;
+    const Node* leaf = FindNode(trace.calls[0], "torch::autograd::AccumulateGrad");
+    ASSERT_NE(leaf, nullptr);
+    EXPECT_EQ(leaf->leaf->shape, std::vector<int64_t>{i + 1});
+  }
+}
+
 }  // namespace
 }  // namespace cautograd
