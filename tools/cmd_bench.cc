@@ -18,6 +18,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -193,7 +194,8 @@ class BenchCommand : public Command {
         ->capture_default_str()
         ->check(CLI::Range(0, 1000));
     app->add_flag("--record-overhead", record_overhead_,
-                  "With --model: step time without the recorder, with it idle, and recording each --values");
+                  "With --model: step time without the recorder, with it idle, with bare RecordFunction "
+                  "callbacks (the floor under recording), and recording each --values");
     app->add_option("--steps", steps_, "--record-overhead: steps per run")
         ->capture_default_str()
         ->check(CLI::Range(2, 10000));
@@ -523,8 +525,13 @@ class BenchCommand : public Command {
   int RunRecordOverhead() {
     // Step time: between one backward's end and the next, so it holds a
     // whole step (update, forward, backward) and not building the model.
-    enum Mode { kOff, kIdle, kNone, kInts, kAll };
-    const std::vector<std::string> names = {"off", "idle", "values none", "values ints", "values all"};
+    // `callbacks only`: a RecordFunction callback on every op and node that
+    // asks for inputs and outputs and does nothing with them. It is what
+    // libtorch charges any recorder built on RecordFunction before the
+    // recorder's own code runs: the floor under the `values` rows.
+    enum Mode { kOff, kIdle, kCallbacksOnly, kNone, kInts, kAll };
+    const std::vector<std::string> names = {"off",         "idle",        "callbacks only",
+                                            "values none", "values ints", "values all"};
     std::vector<Row> rows;
     for (const std::string& n : names) rows.push_back({n, {}, -1});
     std::string err;
@@ -543,7 +550,14 @@ class BenchCommand : public Command {
           stamps.push_back(Clock::now());
         };
         std::unique_ptr<Recorder> recorder;
-        if (mode != kOff) {
+        at::CallbackHandle bare = 0;
+        if (mode == kCallbacksOnly) {
+          auto nothing = [](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+            return nullptr;
+          };
+          bare =
+              at::addGlobalCallback(at::RecordFunctionCallback(nothing).needsInputs(true).needsOutputs(true));
+        } else if (mode != kOff) {
           RecorderOptions ro;
           ro.values = mode == kAll ? ValuesMode::kAll : mode == kInts ? ValuesMode::kInts : ValuesMode::kNone;
           if (mode == kIdle && !CallFilter::Parse("1000000000", &ro.calls, &err))
@@ -554,7 +568,9 @@ class BenchCommand : public Command {
         }
         ParameterObserver observe;
         if (recorder) observe = [&](const NamedTensors& p) { recorder->NameParameters(p); };
-        if (!RunModel(model_, options, observe, nullptr, &err)) return Fail(name(), err, kExitFailure);
+        bool ran = RunModel(model_, options, observe, nullptr, &err);
+        if (bare) at::removeCallback(bare);
+        if (!ran) return Fail(name(), err, kExitFailure);
         if (recorder) {
           recorder->Finish();
           if (!recorder->error().empty())

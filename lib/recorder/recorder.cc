@@ -136,7 +136,8 @@ const OpInfo* LookupOp(const at::RecordFunction& fn) {
   if (!slot || slot->name != key) {
     auto schema = fn.operator_schema();
     if (!schema) return nullptr;
-    infos.push_back(std::make_unique<OpInfo>(OpInfo{schema->name(), schema->overload_name(), std::move(*schema)}));
+    infos.push_back(
+        std::make_unique<OpInfo>(OpInfo{schema->name(), schema->overload_name(), std::move(*schema)}));
     slot = infos.back().get();
   }
   local[key] = slot;
@@ -1103,7 +1104,8 @@ std::string Recorder::error() const {
 
 void Recorder::NameParameters(const std::vector<std::pair<std::string, at::Tensor>>& named) {
   std::lock_guard<std::mutex> lock(state_->mu);
-  auto names = state_->names ? std::make_shared<ParameterNames>(*state_->names) : std::make_shared<ParameterNames>();
+  auto names =
+      state_->names ? std::make_shared<ParameterNames>(*state_->names) : std::make_shared<ParameterNames>();
   for (const auto& [name, t] : named) {
     if (!t.defined()) continue;
     (*names)[t.unsafeGetTensorImpl()] = name;

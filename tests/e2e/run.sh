@@ -322,7 +322,7 @@ expect 0 bench_record_overhead -- "$bin" bench --record-overhead --model mlp --s
 if python3 - "$tmp/out" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))
-assert set(b["timings"]) == {"off", "idle", "values none", "values ints", "values all"}, b["timings"]
+assert set(b["timings"]) == {"off", "idle", "callbacks only", "values none", "values ints", "values all"}, b["timings"]
 assert b["timings"]["off"]["ratio_to_off"] == 1
 PY
 then ok; else bad "bench --record-overhead --json: fields missing"; fi
