@@ -32,7 +32,8 @@ struct RecorderOptions {
   CallFilter calls;  // which backward calls to record, by index from 0
   // Called after each recorded call is complete, on the thread that ran
   // backward (e.g. to write it out at once, so calls survive a crash of the
-  // program). Must not throw.
+  // program). Must not throw. The call it gets has its guards; calls kept
+  // for Finish() get theirs in Finish(), after the program's steps.
   std::function<void(const Call&)> on_call;
   // Whether Finish() returns the calls; false keeps memory flat in long
   // runs whose calls on_call takes care of.
