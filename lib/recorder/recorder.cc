@@ -8,7 +8,7 @@
 #include <map>
 #include <mutex>
 #include <stdexcept>
-#include <typeindex>
+#include <typeinfo>
 #include <unordered_map>
 
 #include <unistd.h>
@@ -132,16 +132,18 @@ const OpInfo* LookupOp(const at::RecordFunction& fn) {
   static std::unordered_map<const char*, const OpInfo*> cache;
   static std::vector<std::unique_ptr<OpInfo>> infos;
   std::lock_guard<std::mutex> lock(mu);
-  const OpInfo*& slot = cache[key];
-  if (!slot || slot->name != key) {
+  auto it = cache.find(key);
+  if (it == cache.end() || it->second->name != key) {
+    // Named regions have no schema and are not cached: their names may be
+    // fresh strings every time.
     auto schema = fn.operator_schema();
     if (!schema) return nullptr;
     infos.push_back(
         std::make_unique<OpInfo>(OpInfo{schema->name(), schema->overload_name(), std::move(*schema)}));
-    slot = infos.back().get();
+    it = cache.insert_or_assign(key, infos.back().get()).first;
   }
-  local[key] = slot;
-  return slot;
+  local[key] = it->second;
+  return it->second;
 }
 
 // Node::name() may demangle the node's type on every call; the recorder
@@ -612,10 +614,11 @@ struct CallRecorder {
     n.grads_in.clear();
     for (size_t i = 0; i < inputs.size(); ++i) {
       n.grads_in.push_back(Register(inputs[i], role, true));
-      if (i < n.inputs.size() && inputs[i].defined() && !shape_known[first_input[size_t(id)] + i] &&
-          nodes[size_t(id)]->input_metadata(uint32_t(i)).is_same_shape(inputs[i])) {
+      if (i >= n.inputs.size() || !inputs[i].defined()) continue;
+      std::vector<bool>::reference known = shape_known[first_input[size_t(id)] + i];
+      if (!known && nodes[size_t(id)]->input_metadata(uint32_t(i)).is_same_shape(inputs[i])) {
         n.inputs[i].shape = inputs[i].sizes().vec();
-        shape_known[first_input[size_t(id)] + i] = true;
+        known = true;
       }
     }
     if (eval) {
