@@ -546,18 +546,20 @@ class BenchCommand : public Command {
         options.batch = batch_;
         options.seed = seed_;
         options.run_backward = [&](const at::Tensor& loss) {
+          at::CallbackHandle bare = 0;
+          if (mode == kCallbacksOnly) {
+            auto nothing = [](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+              return nullptr;
+            };
+            bare = at::addGlobalCallback(
+                at::RecordFunctionCallback(nothing).needsInputs(true).needsOutputs(true));
+          }
           loss.backward();
+          if (bare) at::removeCallback(bare);
           stamps.push_back(Clock::now());
         };
         std::unique_ptr<Recorder> recorder;
-        at::CallbackHandle bare = 0;
-        if (mode == kCallbacksOnly) {
-          auto nothing = [](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
-            return nullptr;
-          };
-          bare =
-              at::addGlobalCallback(at::RecordFunctionCallback(nothing).needsInputs(true).needsOutputs(true));
-        } else if (mode != kOff) {
+        if (mode != kOff && mode != kCallbacksOnly) {
           RecorderOptions ro;
           ro.values = mode == kAll ? ValuesMode::kAll : mode == kInts ? ValuesMode::kInts : ValuesMode::kNone;
           if (mode == kIdle && !CallFilter::Parse("1000000000", &ro.calls, &err))
@@ -569,7 +571,6 @@ class BenchCommand : public Command {
         ParameterObserver observe;
         if (recorder) observe = [&](const NamedTensors& p) { recorder->NameParameters(p); };
         bool ran = RunModel(model_, options, observe, nullptr, &err);
-        if (bare) at::removeCallback(bare);
         if (!ran) return Fail(name(), err, kExitFailure);
         if (recorder) {
           recorder->Finish();

@@ -106,4 +106,6 @@ bool PythonPostHookNames(torch::autograd::FunctionPostHook& hook, std::vector<st
   return Names(static_cast<PostHookLayout&>(hook).dict, names);
 }
 
+bool PythonInProcess() { return Api().is_initialized != nullptr; }
+
 }  // namespace cautograd

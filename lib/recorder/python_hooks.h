@@ -21,4 +21,8 @@ namespace cautograd {
 bool PythonPreHookNames(torch::autograd::FunctionPreHook& hook, std::vector<std::string>* names);
 bool PythonPostHookNames(torch::autograd::FunctionPostHook& hook, std::vector<std::string>* names);
 
+// Whether a Python interpreter is linked into this process (running or
+// not yet started): Python's backward runs through its own engine.
+bool PythonInProcess();
+
 }  // namespace cautograd

@@ -56,6 +56,10 @@ struct BusyGuard {
   ~BusyGuard() { t_busy = false; }
 };
 
+// True while this thread runs a dispatcher op the recorder records: only
+// the outermost op is recorded, and the ops it calls cost a flag test.
+thread_local bool t_in_op = false;
+
 double Micros(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
 }
@@ -105,8 +109,7 @@ struct EvalFrame {
 };
 
 struct ThreadFrames {
-  int index = 0;     // small thread number for the trace
-  int op_depth = 0;  // open dispatcher ops; only the outermost is recorded
+  int index = 0;  // small thread number for the trace
   std::vector<EvalFrame> evals;
 };
 
@@ -690,8 +693,12 @@ struct CallRecorder {
   int64_t exec_count_ = 0;
 };
 
+namespace {
+ta::Engine& AnnouncingEngineInstance();
+}  // namespace
+
 struct FrameContext : at::ObserverContext {
-  enum class Kind { kEval, kNode, kOp, kNestedOp, kForward };
+  enum class Kind { kEval, kNode, kOp, kForward };
   Kind kind = Kind::kOp;
   CallRecorder* call = nullptr;
   const OpInfo* info = nullptr;  // for kOp
@@ -707,12 +714,17 @@ struct Recorder::State {
   // itself out there and the call's end puts it back: the other nodes of a
   // call that is not recorded build no RecordFunction either. (A backward
   // call on another thread that starts and ends inside that window is not
-  // counted.) The heavy one sees every op with its inputs and outputs; it
-  // is in only while a call that may be recorded can come: from the end of
-  // the call before it (so that the forward pass that builds its graph is
-  // seen) to the end of the last call that may be recorded.
+  // counted.) The heavy one sees every op with its inputs and outputs, and
+  // is in only while a call that may be recorded can come. In a C++
+  // program the recorder puts in its own engine (AnnouncingEngine), which
+  // tells it each call's roots: the heavy callback is then in only while
+  // such a call runs, and the forward pass goes unwatched. Elsewhere
+  // (Python runs backward through its own engine) it is in from the end of
+  // the call before, so that the forward op that makes the root is seen.
   at::CallbackHandle light = 0;
-  bool light_wanted = true;                  // false once every call it may record is done
+  bool light_wanted = true;  // false once every call it may record is done
+  bool engine_installed = false;
+  int executing = 0;                         // calls inside AnnouncingEngine::execute
   std::atomic<at::CallbackHandle> heavy{0};  // read without the lock by the light callback
   std::mutex mu;
   std::string error;
@@ -777,6 +789,39 @@ struct Recorder::State {
   // Put the heavy or the light callback in, or take it out. Under mu.
   void SetHeavy(bool on);
   void SetLight(bool on);
+
+  // Whether calls announce their roots, so that the forward pass need not
+  // be watched. Another engine (Python's) may have replaced ours since it
+  // was installed. Under mu.
+  bool Announced() const {
+    return engine_installed && &ta::Engine::get_default_engine() == &AnnouncingEngineInstance();
+  }
+
+  // The heavy callback is wanted while a call being recorded runs, and
+  // before a call that may be recorded: always, or, where calls announce
+  // themselves, only inside their execute. Under mu.
+  void UpdateHeavy() {
+    if (disabled) return;
+    bool recording = false;
+    for (const auto& [task, other] : active) recording |= other->selected;
+    SetHeavy(recording || (NextMaySelect() && (executing > 0 || !Announced())));
+  }
+
+  // AnnouncingEngine::execute, before and after the engine runs a call.
+  void CallComing(const ta::edge_list& roots) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++executing;
+    UpdateHeavy();
+    if (!heavy.load()) return;
+    std::lock_guard<std::mutex> forward_lock(forward_mu);
+    for (const ta::Edge& e : roots)
+      if (e.function) forward_nodes[{e.function->sequence_nr(), e.function->thread_id()}] = e.function;
+  }
+  void CallReturned() {
+    std::lock_guard<std::mutex> lock(mu);
+    --executing;
+    UpdateHeavy();
+  }
 
   // The call a graph task belongs to. Every op of a call asks, so each
   // thread remembers its last answer until any call ends or recording stops
@@ -843,9 +888,7 @@ struct Recorder::State {
       active.erase(c->task);
       c->finished = true;
       g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
-      bool recording = false;
-      for (const auto& [task, other] : active) recording |= other->selected;
-      if (!disabled) SetHeavy(recording || NextMaySelect());
+      UpdateHeavy();
       SetLight(light_wanted && !disabled);
     }
     if (!c->selected) return;
@@ -888,8 +931,37 @@ namespace {
 
 std::atomic<Recorder::State*> g_state{nullptr};
 
+// libtorch's own engine, unchanged, except that it tells the recorder each
+// call's roots before running it. libtorch lets a process choose its
+// default engine (Python puts its own in this way); a C++ program's
+// backward() and grad() run through it. Without it, the single root of a
+// call is only found by watching the forward op that made it.
+class AnnouncingEngine : public ta::Engine {
+ public:
+  ta::variable_list execute(const ta::edge_list& roots, const ta::variable_list& inputs, bool keep_graph,
+                            bool create_graph, bool accumulate_grad, const ta::edge_list& outputs) override {
+    Recorder::State* st = g_state.load(std::memory_order_acquire);
+    if (!st) return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
+    st->CallComing(roots);
+    struct Returned {
+      Recorder::State* st;
+      ~Returned() {
+        if (g_state.load(std::memory_order_acquire) == st) st->CallReturned();
+      }
+    } returned{st};
+    return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
+  }
+};
+
+ta::Engine& AnnouncingEngineInstance() {
+  // Never destroyed: a call may still run in it at exit, and the threads it
+  // starts for devices outlive any recorder.
+  static ta::Engine* engine = new AnnouncingEngine();
+  return *engine;
+}
+
 std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
-  if (t_busy) return nullptr;
+  if (t_busy || t_in_op) return nullptr;
   Recorder::State* st = g_state.load(std::memory_order_acquire);
   if (!st) return nullptr;
   const auto* task = ta::get_current_graph_task_nodes_in_graph();
@@ -918,11 +990,6 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       call->NodeStarted(fn, eval);
       return ctx;
     }
-    if (frames.op_depth > 0) {
-      ++frames.op_depth;
-      ctx->kind = FrameContext::Kind::kNestedOp;
-      return ctx;
-    }
     if (std::strncmp(fn.name(), kEvaluatePrefix, std::strlen(kEvaluatePrefix)) == 0) {
       frames.evals.emplace_back();
       ctx->kind = FrameContext::Kind::kEval;
@@ -930,7 +997,6 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     }
     const OpInfo* info = LookupOp(fn);
     if (!info) return nullptr;  // a user's named region: transparent
-    ++frames.op_depth;
     Op op;
     op.index = int64_t(call->call.ops.size());
     op.name = info->name;
@@ -974,6 +1040,7 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     for (const Arg& a : op.args) ForEachTensor(a, unmark);
     ctx->op = op.index;
     call->call.ops.push_back(std::move(op));
+    t_in_op = true;  // last: a failure above leaves no op open
     return ctx;
   } catch (const std::exception& e) {
     st->Disable(std::string("recording stopped: ") + e.what());
@@ -991,6 +1058,7 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
     return;
   }
   CallRecorder* call = ctx->call;
+  if (ctx->kind == FrameContext::Kind::kOp) t_in_op = false;
   try {
     std::lock_guard<std::mutex> lock(call->mu);
     if (call->done) return;
@@ -1002,14 +1070,10 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
       case FrameContext::Kind::kNode:
         call->NodeEnded(frames.evals.empty() ? nullptr : &frames.evals.back());
         return;
-      case FrameContext::Kind::kNestedOp:
-        --frames.op_depth;
-        return;
       case FrameContext::Kind::kOp:
       case FrameContext::Kind::kForward:
         break;
     }
-    --frames.op_depth;
     // Snapshot and Register grow call.values and call.tensors, never call.ops.
     Op& op = call->call.ops[size_t(ctx->op)];
     op.duration_us = Micros(ctx->start, Clock::now());
@@ -1092,8 +1156,14 @@ Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) 
     return;
   }
   std::lock_guard<std::mutex> lock(state_->mu);
+  ta::Engine& current = ta::Engine::get_default_engine();
+  if (!PythonInProcess() &&
+      (&current == &ta::Engine::get_base_engine() || &current == &AnnouncingEngineInstance())) {
+    ta::set_default_engine_stub(&AnnouncingEngineInstance);
+    state_->engine_installed = true;
+  }
   state_->SetLight(true);
-  state_->SetHeavy(state_->NextMaySelect());
+  state_->UpdateHeavy();
 }
 
 Recorder::~Recorder() { Finish(); }
@@ -1139,6 +1209,11 @@ Trace Recorder::Finish() {
   std::lock_guard<std::mutex> lock(state_->mu);
   g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
   state_->SetHeavy(false);
+  if (state_->engine_installed) {
+    if (&ta::Engine::get_default_engine() == &AnnouncingEngineInstance())
+      ta::set_default_engine_stub(&ta::Engine::get_base_engine);
+    state_->engine_installed = false;
+  }
   state_->light_wanted = false;
   state_->SetLight(false);
   Trace trace = std::move(state_->trace);

@@ -6,7 +6,10 @@
 //
 // It works through global RecordFunction callbacks (installed by the
 // constructor, removed by Finish or the destructor) and walks the graph of
-// each call from the engine's current graph task. Recording never changes
+// each call from the engine's current graph task. Outside Python it also
+// makes libtorch's default autograd engine one that tells it each call's
+// roots before running it (the same engine code; Finish puts libtorch's
+// own back), so that it need not watch the forward pass. Recording never changes
 // the recorded program's results: it holds only weak references to the
 // tensors it sees (so their memory is not reused under a recorded id, and
 // in-place/steal decisions that look at use counts are unaffected), and

@@ -1,6 +1,7 @@
 #include "lib/recorder/recorder.h"
 
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/engine.h>
 #include <torch/torch.h>
 
 #include "lib/models/models.h"
@@ -289,6 +290,54 @@ TEST(Recorder, RecordersOneAfterAnotherRecordTheirOwnCalls) {
     ASSERT_NE(leaf, nullptr);
     EXPECT_EQ(leaf->leaf->shape, std::vector<int64_t>{i + 1});
   }
+}
+
+// In a C++ program the recorder puts in an engine that announces each
+// call's roots, so a graph built before recording started is recorded
+// whole, root included, and libtorch's own engine is back after Finish.
+TEST(Recorder, GraphBuiltBeforeRecordingIsRecordedWhole) {
+  namespace ta = torch::autograd;
+  torch::Tensor w = torch::ones({3}, torch::requires_grad());
+  torch::Tensor loss = (w * 2).exp().sum();
+  torch::Tensor expected = 2 * (w * 2).exp().detach();
+  {
+    Recorder recorder;
+    EXPECT_NE(&ta::Engine::get_default_engine(), &ta::Engine::get_base_engine());
+    loss.backward();
+    Trace trace = recorder.Finish();
+    EXPECT_EQ(&ta::Engine::get_default_engine(), &ta::Engine::get_base_engine());
+    EXPECT_EQ(recorder.error(), "");
+    ASSERT_EQ(trace.calls.size(), 1u);
+    const Call& call = trace.calls[0];
+    ASSERT_EQ(call.roots.size(), 1u);
+    EXPECT_EQ(call.nodes.at(size_t(call.roots[0])).type, "SumBackward0");
+    std::vector<std::string> executed;
+    for (const Node& n : call.nodes)
+      if (n.executed) executed.push_back(n.type);
+    EXPECT_EQ(executed.size(), 4u);  // Sum, Exp, Mul, AccumulateGrad
+  }
+  EXPECT_TRUE(w.grad().equal(expected));
+}
+
+// Python puts its own engine in as libtorch's default; a program may too.
+// A call that then comes unannounced, with its forward pass unwatched, is
+// counted and not recorded; from then on the recorder watches forward ops
+// to find roots, and records the calls after it.
+TEST(Recorder, CallsAfterTheDefaultEngineIsReplacedAreRecorded) {
+  namespace ta = torch::autograd;
+  Recorder recorder;
+  ta::set_default_engine_stub(&ta::Engine::get_base_engine);
+  for (int i = 0; i < 3; ++i) (torch::ones({i + 1}, torch::requires_grad()) * 2).sum().backward();
+  EXPECT_EQ(recorder.calls_seen(), 3);
+  Trace trace = recorder.Finish();
+  EXPECT_EQ(recorder.error(), "");
+  ASSERT_EQ(trace.calls.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    const Node* leaf = FindNode(trace.calls[k], "torch::autograd::AccumulateGrad");
+    ASSERT_NE(leaf, nullptr);
+    EXPECT_EQ(leaf->leaf->shape, std::vector<int64_t>{int64_t(k) + 2});
+  }
+  EXPECT_EQ(&ta::Engine::get_default_engine(), &ta::Engine::get_base_engine());
 }
 
 }  // namespace
