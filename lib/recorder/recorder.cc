@@ -27,6 +27,7 @@
 
 #include "lib/bridge/names.h"
 #include "lib/bridge/tensor_bytes.h"
+#include "lib/recorder/flat_map.h"
 #include "lib/recorder/python_hooks.h"
 #include "lib/trace/guards.h"
 #include "lib/trace/op_semantics.h"
@@ -169,6 +170,22 @@ std::string NodeTypeName(const ta::Node& node) {
   return it->second.per_object ? node.name() : it->second.name;
 }
 
+// Writes each op's operator and argument names, from `infos` (one per op,
+// or none when they are already written).
+void NameOps(const std::vector<const OpInfo*>& infos, Call* call) {
+  for (size_t i = 0; i < infos.size() && i < call->ops.size(); ++i) {
+    Op& op = call->ops[i];
+    const OpInfo& info = *infos[i];
+    op.name = info.name;
+    op.overload = info.overload;
+    const auto& arguments = info.schema.arguments();
+    op.arg_names.clear();
+    op.arg_names.reserve(op.args.size());
+    for (size_t k = 0; k < op.args.size(); ++k)
+      op.arg_names.push_back(k < arguments.size() ? arguments[k].name() : std::string());
+  }
+}
+
 }  // namespace
 
 using ParameterNames = std::unordered_map<const c10::TensorImpl*, std::string>;
@@ -200,23 +217,27 @@ struct CallRecorder {
   Call call;
   Clock::time_point t0;
 
-  std::unordered_map<const c10::TensorImpl*, int64_t> tensor_ids;
+  FlatMap<const c10::TensorImpl*, int64_t, PointerHash> tensor_ids;
   std::vector<const c10::TensorImpl*> impls;  // by tensor id
   std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> held_tensors;
-  std::unordered_map<const c10::StorageImpl*, int64_t> storage_ids;
+  FlatMap<const c10::StorageImpl*, int64_t, PointerHash> storage_ids;
   std::vector<c10::weak_intrusive_ptr<c10::StorageImpl>> held_storages;
-  std::unordered_map<const ta::Node*, int64_t> node_ids;
+  FlatMap<const ta::Node*, int64_t, PointerHash> node_ids;
   std::vector<ta::Node*> nodes;
   // Whether each node input's shape is known yet: node id -> first index.
   std::vector<size_t> first_input;
   std::vector<bool> shape_known;
-  std::map<std::pair<uint64_t, uint64_t>, int64_t> by_seq;  // (seq, thread) -> node
+  FlatMap<std::pair<uint64_t, uint64_t>, int64_t, PairHash> by_seq;  // (seq, thread) -> node
   std::unordered_map<uint64_t, ThreadFrames> threads;
   std::shared_ptr<const ParameterNames> names;  // from NameParameters
+  // Each op's operator. Its names are written into the op after the call
+  // (NameOps): copying them is no work for the program's step.
+  std::vector<const OpInfo*> op_infos;
 
   void Reserve(const CallSizes& n) {
     call.nodes.reserve(n.nodes);
     call.ops.reserve(n.ops);
+    op_infos.reserve(n.ops);
     call.tensors.reserve(n.tensors);
     call.storages.reserve(n.storages);
     call.values.reserve(n.values);
@@ -250,15 +271,14 @@ struct CallRecorder {
     if (!t.has_storage()) return -1;
     const c10::Storage& storage = t.storage();
     const c10::StorageImpl* impl = storage.unsafeGetStorageImpl();
-    auto it = storage_ids.find(impl);
     int64_t nbytes = int64_t(storage.nbytes());
-    if (it != storage_ids.end()) {
-      StorageInfo& info = call.storages[size_t(it->second)];
+    if (const int64_t* known = storage_ids.Find(impl)) {
+      StorageInfo& info = call.storages[size_t(*known)];
       info.nbytes = std::max(info.nbytes, nbytes);  // storages may grow
-      return it->second;
+      return *known;
     }
     int64_t id = int64_t(call.storages.size());
-    storage_ids.emplace(impl, id);
+    storage_ids.Insert(impl, id);
     held_storages.push_back(storage.getWeakStorageImpl());
     StorageInfo info;
     info.id = id;
@@ -274,13 +294,12 @@ struct CallRecorder {
   int64_t Register(const at::Tensor& t, uint32_t role, bool snapshot_if_new) {
     if (!t.defined()) return -1;
     const c10::TensorImpl* impl = t.unsafeGetTensorImpl();
-    auto it = tensor_ids.find(impl);
-    if (it != tensor_ids.end()) {
-      call.tensors[size_t(it->second)].roles |= role;
-      return it->second;
+    if (const int64_t* known = tensor_ids.Find(impl)) {
+      call.tensors[size_t(*known)].roles |= role;
+      return *known;
     }
     int64_t id = int64_t(call.tensors.size());
-    tensor_ids.emplace(impl, id);
+    tensor_ids.Insert(impl, id);
     impls.push_back(impl);
     held_tensors.push_back(c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()));
     TensorInfo info;
@@ -395,19 +414,25 @@ struct CallRecorder {
     return Arg::Text(K::kOpaque, v.tagKind());
   }
 
+  // Every frame asks, nearly always from the thread that asked last.
   ThreadFrames& Frames(uint64_t thread) {
+    if (last_frames && last_thread == thread) return *last_frames;
     auto it = threads.find(thread);
-    if (it != threads.end()) return it->second;
-    ThreadFrames& f = threads[thread];
-    f.index = int(threads.size()) - 1;
-    return f;
+    if (it == threads.end()) {
+      it = threads.emplace(thread, ThreadFrames()).first;
+      it->second.index = int(threads.size()) - 1;
+    }
+    last_thread = thread;
+    last_frames = &it->second;  // elements of an unordered_map stay put
+    return it->second;
   }
+  uint64_t last_thread = 0;
+  ThreadFrames* last_frames = nullptr;
 
   int64_t AddNode(ta::Node* fn) {
-    auto it = node_ids.find(fn);
-    if (it != node_ids.end()) return it->second;
+    if (const int64_t* known = node_ids.Find(fn)) return *known;
     int64_t id = int64_t(nodes.size());
-    node_ids.emplace(fn, id);
+    node_ids.Insert(fn, id);
     nodes.push_back(fn);
     Node n;
     n.id = id;
@@ -439,7 +464,7 @@ struct CallRecorder {
       leaf.name = call.tensors[size_t(leaf.tensor)].name;
       n.leaf = std::move(leaf);
     } else {
-      by_seq.emplace(std::make_pair(n.seq, fn->thread_id()), id);
+      by_seq.Insert({n.seq, fn->thread_id()}, id);
     }
     call.nodes.push_back(std::move(n));
     return id;
@@ -522,18 +547,18 @@ struct CallRecorder {
     while (!stack.empty()) {
       ta::Node* fn = stack.back();
       stack.pop_back();
-      if (node_ids.count(fn)) continue;
+      if (node_ids.Contains(fn)) continue;
       AddNode(fn);
       const auto& edges = fn->next_edges();
       for (auto it = edges.rbegin(); it != edges.rend(); ++it)
-        if (it->function && !node_ids.count(it->function.get())) stack.push_back(it->function.get());
+        if (it->function && !node_ids.Contains(it->function.get())) stack.push_back(it->function.get());
     }
-    for (ta::Node* fn : roots) call.roots.push_back(node_ids.at(fn));
+    for (ta::Node* fn : roots) call.roots.push_back(*node_ids.Find(fn));
     for (size_t id = 0; id < nodes.size(); ++id) {
       for (const ta::Edge& e : nodes[id]->next_edges()) {
         Edge edge;
         if (e.function) {
-          edge.node = node_ids.at(e.function.get());
+          edge.node = *node_ids.Find(e.function.get());
           edge.input = e.input_nr;
         }
         call.nodes[id].next.push_back(edge);
@@ -574,33 +599,34 @@ struct CallRecorder {
   }
 
   void NodeStarted(const at::RecordFunction& fn, EvalFrame* eval) {
-    std::string name = fn.name();
+    const char* name = fn.name();
+    bool graph_root = std::strcmp(name, kGraphRoot) == 0;
     if (!graph_ready) {
       std::shared_ptr<ta::Node> root;
-      if (name != kGraphRoot && forward_node) root = forward_node(uint64_t(fn.seqNr()), fn.forwardThreadId());
+      if (!graph_root && forward_node) root = forward_node(uint64_t(fn.seqNr()), fn.forwardThreadId());
       InitGraph(*task, root.get());
     }
-    if (name == kGraphRoot) return;  // a dummy node the engine makes for several roots
+    if (graph_root) return;  // a dummy node the engine makes for several roots
     std::vector<at::Tensor> inputs;
+    inputs.reserve(fn.inputs().size());
     for (const c10::IValue& v : fn.inputs()) inputs.push_back(v.isTensor() ? v.toTensor() : at::Tensor());
     int64_t id = -1;
-    if (name == kAccumulateGrad) {
+    if (std::strcmp(name, kAccumulateGrad) == 0) {
       auto candidates = AccumulateCandidates(inputs.empty() ? at::Tensor() : inputs[0]);
       if (candidates.size() == 1)
         id = candidates[0].node;
       else if (eval)
         eval->candidates = std::move(candidates);
     } else {
-      auto it = by_seq.find({uint64_t(fn.seqNr()), fn.forwardThreadId()});
-      if (it != by_seq.end()) id = it->second;
+      if (const int64_t* known = by_seq.Find({uint64_t(fn.seqNr()), fn.forwardThreadId()})) id = *known;
     }
     if (eval) {
       eval->stage = Stage::kIn;
       eval->node = id;
     }
     if (id < 0 && !(eval && !eval->candidates.empty()))
-      throw RecorderFailure("cannot find node '" + name + "' (sequence number " + std::to_string(fn.seqNr()) +
-                            ") in the graph");
+      throw RecorderFailure(std::string("cannot find node '") + name + "' (sequence number " +
+                            std::to_string(fn.seqNr()) + ") in the graph");
     if (id >= 0)
       BeginNode(id, inputs, eval);
     else
@@ -676,6 +702,23 @@ struct CallRecorder {
       }
     }
     call.duration_us = Now();
+    ClearTables();
+    done = true;
+  }
+
+  // Ready to record another call; the tables keep their memory.
+  void Reuse() {
+    ClearTables();
+    task = nullptr;
+    graph_ready = false;
+    selected = done = finished = false;
+    call = Call();
+    op_infos.clear();
+    names.reset();
+    exec_count_ = 0;
+  }
+
+  void ClearTables() {
     tensor_ids.clear();
     impls.clear();
     held_tensors.clear();
@@ -687,7 +730,7 @@ struct CallRecorder {
     shape_known.clear();
     by_seq.clear();
     threads.clear();
-    done = true;
+    last_frames = nullptr;
   }
 
   int64_t exec_count_ = 0;
@@ -741,6 +784,9 @@ struct Recorder::State {
   std::shared_ptr<const ParameterNames> names;
   std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> named_held;
   Trace trace;
+  // For each call in trace.calls, its ops' operators, until Finish writes
+  // their names in (empty once written).
+  std::vector<std::vector<const OpInfo*>> unnamed_ops;
 
   // Nodes forward ops created, by (sequence number, forward thread). Weak:
   // the recorder must not keep a graph alive. Expired entries are swept
@@ -846,11 +892,18 @@ struct Recorder::State {
     auto it = active.find(task);
     if (it != active.end()) return it->second;
     // Calls that finished before this one began have no frame open any
-    // more: free them, so a long run does not grow.
+    // more: one is reused for this call (its tables keep their memory), the
+    // others freed, so a long run does not grow.
+    std::unique_ptr<CallRecorder> call;
+    for (std::unique_ptr<CallRecorder>& done : all_calls)
+      if (done->finished && !call) call = std::move(done);
     all_calls.erase(std::remove_if(all_calls.begin(), all_calls.end(),
-                                   [](const std::unique_ptr<CallRecorder>& c) { return c->finished; }),
+                                   [](const std::unique_ptr<CallRecorder>& c) { return !c || c->finished; }),
                     all_calls.end());
-    auto call = std::make_unique<CallRecorder>();
+    if (call)
+      call->Reuse();
+    else
+      call = std::make_unique<CallRecorder>();
     CallRecorder* c = call.get();
     c->task = task;
     c->t0 = Clock::now();
@@ -883,10 +936,18 @@ struct Recorder::State {
 
   void Finished(CallRecorder* c) {
     BusyGuard busy;
+    // Marked last, on every way out: from then on the next call may reuse it.
+    struct MarkFinished {
+      State* st;
+      CallRecorder* c;
+      ~MarkFinished() {
+        std::lock_guard<std::mutex> lock(st->mu);
+        c->finished = true;
+      }
+    } mark{this, c};
     {
       std::lock_guard<std::mutex> lock(mu);
       active.erase(c->task);
-      c->finished = true;
       g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
       UpdateHeavy();
       SetLight(light_wanted && !disabled);
@@ -901,6 +962,8 @@ struct Recorder::State {
     }
     Call call = std::move(c->call);
     c->call = Call();
+    std::vector<const OpInfo*> infos = std::move(c->op_infos);
+    c->op_infos.clear();
     {
       std::lock_guard<std::mutex> lock(mu);
       if (disabled) return;
@@ -917,12 +980,15 @@ struct Recorder::State {
     // Guards are derived from the rest of the call; a kept call gets them in
     // Finish, after the program's steps, so they cost it nothing.
     if (options.on_call) {
+      NameOps(infos, &call);
+      infos.clear();
       call.guards = ComputeGuards(call);
       options.on_call(call);
     }
     if (options.keep_calls) {
       std::lock_guard<std::mutex> lock(mu);
       trace.calls.push_back(std::move(call));
+      unnamed_ops.push_back(std::move(infos));
     }
   }
 };
@@ -999,8 +1065,6 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     if (!info) return nullptr;  // a user's named region: transparent
     Op op;
     op.index = int64_t(call->call.ops.size());
-    op.name = info->name;
-    op.overload = info->overload;
     op.thread = frames.index;
     ctx->start = Clock::now();
     op.start_us = Micros(call->t0, ctx->start);
@@ -1018,17 +1082,16 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     ctx->info = info;
     auto inputs = fn.inputs();
     op.args.reserve(inputs.size());
-    op.arg_names.reserve(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
-      const c10::Type* type = nullptr;
-      std::string arg_name;
-      if (i < schema.arguments().size()) {
-        // real_type: the schema's `type` says int for ScalarType, Layout, MemoryFormat.
-        type = schema.arguments()[i].real_type().get();
-        arg_name = schema.arguments()[i].name();
+      // real_type: the schema's `type` says int for ScalarType, Layout, MemoryFormat.
+      if (inputs[i].isTensor()) {  // the common case, built in place
+        op.args.emplace_back().kind = Arg::Kind::kTensor;
+        op.args.back().tensor = call->Register(inputs[i].toTensor(), kRoleSaved, true);
+        continue;
       }
+      const c10::Type* type =
+          i < schema.arguments().size() ? schema.arguments()[i].real_type().get() : nullptr;
       op.args.push_back(call->ArgOf(inputs[i], type, kRoleSaved, true));
-      op.arg_names.push_back(arg_name);
     }
     // A tensor first seen as an op input came from outside the call; one
     // seen earlier keeps the roles it had (the saved role only sticks to
@@ -1040,6 +1103,7 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     for (const Arg& a : op.args) ForEachTensor(a, unmark);
     ctx->op = op.index;
     call->call.ops.push_back(std::move(op));
+    call->op_infos.push_back(info);
     t_in_op = true;  // last: a failure above leaves no op open
     return ctx;
   } catch (const std::exception& e) {
@@ -1084,7 +1148,7 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
       const c10::Type* type = nullptr;
       if (i < schema.returns().size()) type = schema.returns()[i].real_type().get();
       Arg out = call->ArgOf(outputs[i], type, kRoleOpOutput, false);
-      if (call->values == ValuesMode::kAll && !OutputsUninitialized(op.name)) {
+      if (call->values == ValuesMode::kAll && !OutputsUninitialized(ctx->info->name)) {
         auto snap = [&](int64_t id, const at::Tensor& t) {
           if (id >= 0) call->Snapshot(t, id, Value::When::kAfterOp, ctx->op);
         };
@@ -1218,6 +1282,9 @@ Trace Recorder::Finish() {
   state_->SetLight(false);
   Trace trace = std::move(state_->trace);
   state_->trace = Trace();
+  for (size_t i = 0; i < trace.calls.size() && i < state_->unnamed_ops.size(); ++i)
+    NameOps(state_->unnamed_ops[i], &trace.calls[i]);
+  state_->unnamed_ops.clear();
   if (!state_->options.on_call)
     for (Call& call : trace.calls) call.guards = ComputeGuards(call);
   trace.meta = RecorderMeta(state_->options.values);
