@@ -844,29 +844,81 @@ struct Recorder::State {
   }
 
   // The heavy callback is wanted while a call being recorded runs, and
-  // before a call that may be recorded: always, or, where calls announce
-  // themselves, only inside their execute. Under mu.
-  void UpdateHeavy() {
-    if (disabled) return;
-    bool recording = false;
-    for (const auto& [task, other] : active) recording |= other->selected;
-    SetHeavy(recording || (NextMaySelect() && (executing > 0 || !Announced())));
+  // before a call that may be recorded: where calls announce themselves,
+  // from its execute on; elsewhere from the end of the call before, so as
+  // to see the forward pass. The light one is wanted until every call that
+  // may be recorded is done, except while an announced call runs (it was
+  // counted when it came). Under mu.
+  void UpdateCallbacks() {
+    if (disabled) {
+      SetLight(false);  // the heavy one stays until Finish
+      return;
+    }
+    bool want_heavy = false;
+    for (const auto& [task, other] : active) want_heavy |= other->selected;
+    for (const Announcement& a : announced) want_heavy |= a.selected;
+    bool announcing = Announced();
+    if (!announcing) want_heavy |= NextMaySelect();
+    SetHeavy(want_heavy);
+    SetLight(light_wanted && !(announcing && executing > 0));
   }
 
-  // AnnouncingEngine::execute, before and after the engine runs a call.
-  void CallComing(const ta::edge_list& roots) {
+  // A call inside AnnouncingEngine::execute: counted, and chosen or not,
+  // when it comes; matched to its graph task when its first frame is seen.
+  struct Announcement {
+    uint64_t serial = 0;
+    uint64_t thread = 0;  // RecordFunction's thread id
+    int64_t index = 0;
+    bool selected = false;
+    bool matched = false;
+  };
+  std::vector<Announcement> announced;
+  uint64_t next_serial = 1;
+
+  // AnnouncingEngine::execute, before the engine runs a call; returns what
+  // CallReturned takes (0: not announced).
+  uint64_t CallComing(const ta::edge_list& roots) {
     std::lock_guard<std::mutex> lock(mu);
     ++executing;
-    UpdateHeavy();
-    if (!heavy.load()) return;
-    std::lock_guard<std::mutex> forward_lock(forward_mu);
-    for (const ta::Edge& e : roots)
-      if (e.function) forward_nodes[{e.function->sequence_nr(), e.function->thread_id()}] = e.function;
+    if (disabled || !Announced()) return 0;
+    Announcement a;
+    a.serial = next_serial++;
+    a.thread = at::RecordFunction::currentThreadId();
+    a.selected = NextMaySelect();
+    a.index = calls_seen++;
+    if (a.selected) ++calls_recorded;
+    announced.push_back(a);
+    UpdateCallbacks();
+    if (a.selected) {
+      std::lock_guard<std::mutex> forward_lock(forward_mu);
+      for (const ta::Edge& e : roots)
+        if (e.function) forward_nodes[{e.function->sequence_nr(), e.function->thread_id()}] = e.function;
+    }
+    return a.serial;
   }
-  void CallReturned() {
+
+  void CallReturned(uint64_t serial) {
     std::lock_guard<std::mutex> lock(mu);
     --executing;
-    UpdateHeavy();
+    announced.erase(std::remove_if(announced.begin(), announced.end(),
+                                   [&](const Announcement& a) { return a.serial == serial; }),
+                    announced.end());
+    UpdateCallbacks();
+  }
+
+  // The announced call a new graph task is: the latest unmatched one from
+  // this thread, or else (the engine runs device work on its own threads)
+  // the oldest unmatched one. Null for a call that was not announced.
+  // Under mu.
+  Announcement* MatchAnnouncement() {
+    uint64_t me = at::RecordFunction::currentThreadId();
+    Announcement* found = nullptr;
+    for (Announcement& a : announced)
+      if (!a.matched && a.thread == me) found = &a;
+    if (!found)
+      for (Announcement& a : announced)
+        if (!a.matched) return &a;
+    return found;
   }
 
   // The call a graph task belongs to. Every op of a call asks, so each
@@ -909,15 +961,20 @@ struct Recorder::State {
     c->t0 = Clock::now();
     c->values = options.values;
     c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
-    c->call.index = calls_seen++;
-    // A call that starts while the heavy callback is out cannot be
-    // recorded whole; it only happens when calls overlap in time.
-    c->selected = heavy.load() != 0 && options.calls.Selects(c->call.index) &&
-                  (options.calls.max_calls < 0 || calls_recorded < options.calls.max_calls);
+    if (Announcement* a = MatchAnnouncement()) {
+      a->matched = true;
+      c->call.index = a->index;
+      c->selected = a->selected;
+    } else {
+      // A call that starts while the heavy callback is out cannot be
+      // recorded whole; it only happens when calls overlap in time.
+      c->selected = heavy.load() != 0 && NextMaySelect();
+      c->call.index = calls_seen++;
+      if (c->selected) ++calls_recorded;
+    }
     active.emplace(task, c);
     all_calls.push_back(std::move(call));
     if (c->selected) {
-      ++calls_recorded;
       c->names = names;
       c->call.api = ta::get_current_graph_task_exec_info() && !ta::get_current_graph_task_exec_info()->empty()
                         ? "grad"
@@ -949,8 +1006,7 @@ struct Recorder::State {
       std::lock_guard<std::mutex> lock(mu);
       active.erase(c->task);
       g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
-      UpdateHeavy();
-      SetLight(light_wanted && !disabled);
+      UpdateCallbacks();
     }
     if (!c->selected) return;
     try {
@@ -1008,13 +1064,13 @@ class AnnouncingEngine : public ta::Engine {
                             bool create_graph, bool accumulate_grad, const ta::edge_list& outputs) override {
     Recorder::State* st = g_state.load(std::memory_order_acquire);
     if (!st) return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
-    st->CallComing(roots);
     struct Returned {
       Recorder::State* st;
+      uint64_t serial;
       ~Returned() {
-        if (g_state.load(std::memory_order_acquire) == st) st->CallReturned();
+        if (g_state.load(std::memory_order_acquire) == st) st->CallReturned(serial);
       }
-    } returned{st};
+    } returned{st, st->CallComing(roots)};
     return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
   }
 };
@@ -1226,8 +1282,7 @@ Recorder::Recorder(RecorderOptions options) : state_(std::make_unique<State>()) 
     ta::set_default_engine_stub(&AnnouncingEngineInstance);
     state_->engine_installed = true;
   }
-  state_->SetLight(true);
-  state_->UpdateHeavy();
+  state_->UpdateCallbacks();
 }
 
 Recorder::~Recorder() { Finish(); }

@@ -340,5 +340,56 @@ TEST(Recorder, CallsAfterTheDefaultEngineIsReplacedAreRecorded) {
   EXPECT_EQ(&ta::Engine::get_default_engine(), &ta::Engine::get_base_engine());
 }
 
+// A backward call made from inside another's node (as checkpointing does)
+// is a call of its own: each gets its index in the order they came, and
+// each its own graph.
+struct GradInside : public torch::autograd::Function<GradInside> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x) {
+    ctx->save_for_backward({x});
+    return x * 3;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    torch::Tensor inner;
+    {
+      torch::AutoGradMode grad_mode(true);
+      inner = torch::autograd::grad({(x.exp() * 3).sum()}, {x})[0];  // 3 exp(x)
+    }
+    return {grads[0] * inner};
+  }
+};
+
+TEST(Recorder, ACallInsideAnotherIsRecordedAsItsOwn) {
+  torch::Tensor w = torch::ones({4}, torch::requires_grad());
+  RecorderOptions options;
+  std::string err;
+  ASSERT_TRUE(CallFilter::Parse("0,1,3", &options.calls, &err));
+  Recorder recorder(options);
+  for (int i = 0; i < 2; ++i) GradInside::apply(w * 2).sum().backward();
+  EXPECT_EQ(recorder.calls_seen(), 4);
+  Trace trace = recorder.Finish();
+  EXPECT_EQ(recorder.error(), "");
+  // Calls end inner first: 1 (inner of the first step), 0, then 3 (inner
+  // of the second step); 2 was not chosen.
+  ASSERT_EQ(trace.calls.size(), 3u);
+  std::vector<std::string> roots;
+  for (const Call& call : trace.calls) roots.push_back(call.nodes.at(size_t(call.roots.at(0))).type);
+  EXPECT_EQ(roots, (std::vector<std::string>{"SumBackward0", "SumBackward0", "SumBackward0"}));
+  auto has = [](const Call& call, const std::string& type) { return FindNode(call, type) != nullptr; };
+  auto outer = [](const Call& call) {
+    for (const Node& n : call.nodes)
+      if (n.type.find("GradInside") != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has(trace.calls[0], "ExpBackward0"));
+  EXPECT_FALSE(outer(trace.calls[0]));
+  EXPECT_TRUE(outer(trace.calls[1]));
+  EXPECT_FALSE(has(trace.calls[1], "ExpBackward0"));
+  EXPECT_TRUE(has(trace.calls[2], "ExpBackward0"));
+  EXPECT_FALSE(outer(trace.calls[2]));
+  EXPECT_TRUE(w.grad().allclose(torch::full({4}, 2 * 2 * 3 * std::exp(2.0))));
+}
+
 }  // namespace
 }  // namespace cautograd
