@@ -195,11 +195,81 @@ using ParameterNames = std::unordered_map<const c10::TensorImpl*, std::string>;
 // within one epoch.
 std::atomic<uint64_t> g_calls_epoch{1};
 
-struct CallSizes {
-  size_t nodes = 0, ops = 0, tensors = 0, storages = 0, values = 0;
-  static CallSizes Of(const Call& c) {
-    return {c.nodes.size(), c.ops.size(), c.tensors.size(), c.storages.size(), c.values.size()};
+// A tensor as the recorder notes it while the program runs: the trace's
+// TensorInfo without its texts and arrays, which are made after the call.
+struct TensorMeta {
+  const c10::TensorImpl* impl = nullptr;  // only its address, the parameter-name key
+  uint32_t dims_at = 0;                   // sizes, then strides if strided, in Deferred::dims
+  uint32_t dim = 0;
+  c10::ScalarType dtype = c10::ScalarType::Undefined;
+  c10::Device device{c10::kCPU};
+  bool strided = true;
+  bool requires_grad = false;
+  int64_t offset = 0;
+  int64_t storage = -1;
+  uint32_t roles = 0;
+};
+
+// What a call leaves to be written into its trace once it has ended: in
+// Finish for kept calls, before on_call for calls handed over. Work moved
+// here is no work for the program's step.
+struct Deferred {
+  bool owed = false;                    // not yet written into its call
+  std::vector<const OpInfo*> op_infos;  // each op's operator
+  std::vector<TensorMeta> tensors;      // by tensor id
+  std::vector<int64_t> dims;
+  std::shared_ptr<const ParameterNames> names;  // from NameParameters
+
+  int64_t Numel(const TensorMeta& m) const {
+    int64_t n = 1;
+    for (uint32_t d = 0; d < m.dim; ++d) n *= dims[m.dims_at + d];
+    return n;
   }
+
+  // Writes the ops' names and the tensors into `call`.
+  void WriteInto(Call* call) {
+    if (!owed) return;
+    owed = false;
+    NameOps(op_infos, call);
+    call->tensors.clear();
+    call->tensors.reserve(tensors.size());
+    for (size_t id = 0; id < tensors.size(); ++id) {
+      const TensorMeta& m = tensors[id];
+      TensorInfo info;
+      info.id = int64_t(id);
+      auto sizes = dims.begin() + m.dims_at;
+      info.shape.assign(sizes, sizes + m.dim);
+      if (m.strided) {
+        info.strides.assign(sizes + m.dim, sizes + 2 * m.dim);
+        info.offset = m.offset;
+        info.storage = m.storage;
+      } else {
+        // Sparse and other layouts have no strides; describe them as dense.
+        info.strides.assign(info.shape.size(), 1);
+        for (int64_t d = int64_t(info.shape.size()) - 2; d >= 0; --d)
+          info.strides[size_t(d)] =
+              info.strides[size_t(d) + 1] * std::max<int64_t>(info.shape[size_t(d) + 1], 1);
+      }
+      info.dtype = DtypeName(m.dtype);
+      info.device = DeviceText(m.device);
+      info.requires_grad = m.requires_grad;
+      info.roles = m.roles;
+      if (names) {
+        auto name = names->find(m.impl);
+        if (name != names->end()) info.name = name->second;
+      }
+      call->tensors.push_back(std::move(info));
+    }
+    for (Node& n : call->nodes)
+      if (n.leaf && n.leaf->tensor >= 0) n.leaf->name = call->tensors[size_t(n.leaf->tensor)].name;
+    op_infos.clear();
+    tensors.clear();
+    dims.clear();
+  }
+};
+
+struct CallSizes {
+  size_t nodes = 0, ops = 0, tensors = 0, storages = 0, values = 0, dims = 0;
 };
 
 // One backward call (one engine graph task) being recorded.
@@ -229,16 +299,14 @@ struct CallRecorder {
   std::vector<bool> shape_known;
   FlatMap<std::pair<uint64_t, uint64_t>, int64_t, PairHash> by_seq;  // (seq, thread) -> node
   std::unordered_map<uint64_t, ThreadFrames> threads;
-  std::shared_ptr<const ParameterNames> names;  // from NameParameters
-  // Each op's operator. Its names are written into the op after the call
-  // (NameOps): copying them is no work for the program's step.
-  std::vector<const OpInfo*> op_infos;
+  Deferred deferred;
 
   void Reserve(const CallSizes& n) {
     call.nodes.reserve(n.nodes);
     call.ops.reserve(n.ops);
-    op_infos.reserve(n.ops);
-    call.tensors.reserve(n.tensors);
+    deferred.op_infos.reserve(n.ops);
+    deferred.tensors.reserve(n.tensors);
+    deferred.dims.reserve(n.dims);
     call.storages.reserve(n.storages);
     call.values.reserve(n.values);
     nodes.reserve(n.nodes);
@@ -250,8 +318,8 @@ struct CallRecorder {
     storage_ids.reserve(n.storages);
   }
 
-  bool WantValues(const std::string& dtype) const {
-    return values == ValuesMode::kAll || (values == ValuesMode::kInts && IsIntegralDtype(dtype));
+  bool WantValues(c10::ScalarType dtype) const {
+    return values == ValuesMode::kAll || (values == ValuesMode::kInts && IsIntegralDtype(DtypeName(dtype)));
   }
 
   double Now() const { return Micros(t0, Clock::now()); }
@@ -261,8 +329,9 @@ struct CallRecorder {
     v.tensor = id;
     v.when = when;
     v.op = op;
-    v.dtype = call.tensors[size_t(id)].dtype;
-    v.numel = call.tensors[size_t(id)].numel();
+    const TensorMeta& m = deferred.tensors[size_t(id)];
+    v.dtype = DtypeName(m.dtype);
+    v.numel = deferred.Numel(m);
     v.data = TensorBytes(t);
     call.values.push_back(std::move(v));
   }
@@ -295,37 +364,34 @@ struct CallRecorder {
     if (!t.defined()) return -1;
     const c10::TensorImpl* impl = t.unsafeGetTensorImpl();
     if (const int64_t* known = tensor_ids.Find(impl)) {
-      call.tensors[size_t(*known)].roles |= role;
+      deferred.tensors[size_t(*known)].roles |= role;
       return *known;
     }
-    int64_t id = int64_t(call.tensors.size());
+    c10::ScalarType dtype = t.scalar_type();
+    if (!*DtypeName(dtype)) throw RecorderFailure(std::string("unsupported dtype ") + c10::toString(dtype));
+    int64_t id = int64_t(deferred.tensors.size());
     tensor_ids.Insert(impl, id);
     impls.push_back(impl);
     held_tensors.push_back(c10::weak_intrusive_ptr<c10::TensorImpl>(t.getIntrusivePtr()));
-    TensorInfo info;
-    info.id = id;
-    info.shape = t.sizes().vec();
-    if (t.layout() == at::kStrided) {
-      info.strides = t.strides().vec();
-      info.offset = t.storage_offset();
-      info.storage = StorageId(t);
-    } else {
-      // Sparse and other layouts have no strides; describe them as dense.
-      info.strides.assign(info.shape.size(), 1);
-      for (int64_t d = int64_t(info.shape.size()) - 2; d >= 0; --d)
-        info.strides[size_t(d)] =
-            info.strides[size_t(d) + 1] * std::max<int64_t>(info.shape[size_t(d) + 1], 1);
+    TensorMeta m;
+    m.impl = impl;
+    m.dims_at = uint32_t(deferred.dims.size());
+    c10::IntArrayRef sizes = t.sizes();
+    m.dim = uint32_t(sizes.size());
+    deferred.dims.insert(deferred.dims.end(), sizes.begin(), sizes.end());
+    m.strided = t.layout() == at::kStrided;
+    if (m.strided) {
+      c10::IntArrayRef strides = t.strides();
+      deferred.dims.insert(deferred.dims.end(), strides.begin(), strides.end());
+      m.offset = t.storage_offset();
+      m.storage = StorageId(t);
     }
-    info.dtype = DtypeOf(t);
-    info.device = DeviceText(t.device());
-    info.requires_grad = t.requires_grad();
-    info.roles = role;
-    if (names) {
-      auto name = names->find(impl);
-      if (name != names->end()) info.name = name->second;
-    }
-    call.tensors.push_back(std::move(info));
-    if (snapshot_if_new && WantValues(call.tensors.back().dtype)) Snapshot(t, id, Value::When::kFirstUse, -1);
+    m.dtype = dtype;
+    m.device = t.device();
+    m.requires_grad = t.requires_grad();
+    m.roles = role;
+    deferred.tensors.push_back(m);
+    if (snapshot_if_new && WantValues(dtype)) Snapshot(t, id, Value::When::kFirstUse, -1);
     return id;
   }
 
@@ -461,7 +527,6 @@ struct CallRecorder {
       const at::Tensor& grad = var.grad();
       leaf.grad_defined_before = grad.defined();
       leaf.grad_before = Register(grad, kRoleOldGrad, true);
-      leaf.name = call.tensors[size_t(leaf.tensor)].name;
       n.leaf = std::move(leaf);
     } else {
       by_seq.Insert({n.seq, fn->thread_id()}, id);
@@ -713,8 +778,7 @@ struct CallRecorder {
     graph_ready = false;
     selected = done = finished = false;
     call = Call();
-    op_infos.clear();
-    names.reset();
+    deferred = Deferred();
     exec_count_ = 0;
   }
 
@@ -784,9 +848,8 @@ struct Recorder::State {
   std::shared_ptr<const ParameterNames> names;
   std::vector<c10::weak_intrusive_ptr<c10::TensorImpl>> named_held;
   Trace trace;
-  // For each call in trace.calls, its ops' operators, until Finish writes
-  // their names in (empty once written).
-  std::vector<std::vector<const OpInfo*>> unnamed_ops;
+  // For each call in trace.calls, what Finish has yet to write into it.
+  std::vector<Deferred> deferred_parts;
 
   // Nodes forward ops created, by (sequence number, forward thread). Weak:
   // the recorder must not keep a graph alive. Expired entries are swept
@@ -975,7 +1038,8 @@ struct Recorder::State {
     active.emplace(task, c);
     all_calls.push_back(std::move(call));
     if (c->selected) {
-      c->names = names;
+      c->deferred.owed = true;
+      c->deferred.names = names;
       c->call.api = ta::get_current_graph_task_exec_info() && !ta::get_current_graph_task_exec_info()->empty()
                         ? "grad"
                         : "backward";
@@ -1018,13 +1082,14 @@ struct Recorder::State {
     }
     Call call = std::move(c->call);
     c->call = Call();
-    std::vector<const OpInfo*> infos = std::move(c->op_infos);
-    c->op_infos.clear();
+    Deferred deferred = std::move(c->deferred);
+    c->deferred = Deferred();
     {
       std::lock_guard<std::mutex> lock(mu);
       if (disabled) return;
       call.index = calls_completed++;
-      last_sizes = CallSizes::Of(call);
+      last_sizes = {call.nodes.size(),    call.ops.size(),    deferred.tensors.size(),
+                    call.storages.size(), call.values.size(), deferred.dims.size()};
       // Once every call it may record is done, the light callback goes
       // too: the rest of the program runs as if the recorder were not there.
       if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls) {
@@ -1036,15 +1101,14 @@ struct Recorder::State {
     // Guards are derived from the rest of the call; a kept call gets them in
     // Finish, after the program's steps, so they cost it nothing.
     if (options.on_call) {
-      NameOps(infos, &call);
-      infos.clear();
+      deferred.WriteInto(&call);
       call.guards = ComputeGuards(call);
       options.on_call(call);
     }
     if (options.keep_calls) {
       std::lock_guard<std::mutex> lock(mu);
       trace.calls.push_back(std::move(call));
-      unnamed_ops.push_back(std::move(infos));
+      deferred_parts.push_back(std::move(deferred));
     }
   }
 };
@@ -1153,13 +1217,13 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     // seen earlier keeps the roles it had (the saved role only sticks to
     // tensors that were not produced inside the call).
     auto unmark = [&](int64_t id) {
-      if (call->call.tensors[size_t(id)].roles & (kRoleOpOutput | kRoleNodeInput))
-        call->call.tensors[size_t(id)].roles &= ~uint32_t(kRoleSaved);
+      uint32_t& roles = call->deferred.tensors[size_t(id)].roles;
+      if (roles & (kRoleOpOutput | kRoleNodeInput)) roles &= ~uint32_t(kRoleSaved);
     };
     for (const Arg& a : op.args) ForEachTensor(a, unmark);
     ctx->op = op.index;
     call->call.ops.push_back(std::move(op));
-    call->op_infos.push_back(info);
+    call->deferred.op_infos.push_back(info);
     t_in_op = true;  // last: a failure above leaves no op open
     return ctx;
   } catch (const std::exception& e) {
@@ -1337,9 +1401,9 @@ Trace Recorder::Finish() {
   state_->SetLight(false);
   Trace trace = std::move(state_->trace);
   state_->trace = Trace();
-  for (size_t i = 0; i < trace.calls.size() && i < state_->unnamed_ops.size(); ++i)
-    NameOps(state_->unnamed_ops[i], &trace.calls[i]);
-  state_->unnamed_ops.clear();
+  for (size_t i = 0; i < trace.calls.size() && i < state_->deferred_parts.size(); ++i)
+    state_->deferred_parts[i].WriteInto(&trace.calls[i]);
+  state_->deferred_parts.clear();
   if (!state_->options.on_call)
     for (Call& call : trace.calls) call.guards = ComputeGuards(call);
   trace.meta = RecorderMeta(state_->options.values);
