@@ -54,19 +54,20 @@ struct Arg {
     kList,          // `items`: a list of anything else
     kOpaque,        // a value the recorder could not represent; `text` says what
   };
+  // Ordered so as to leave no padding: a recorded call holds many.
   Kind kind = Kind::kNone;
-  int64_t tensor = -1;
-  int64_t i = 0;
-  double f = 0;
   bool b = false;
-  std::string text;
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
-  std::vector<bool> bools;
-  std::vector<Arg> items;
   // For ints that are sizes (the schema says SymInt / SymInt[]): compiled
   // autograd treats them as size inputs, not as part of its cache key.
   bool is_size = false;
+  int64_t tensor = -1;
+  int64_t i = 0;
+  double f = 0;
+  std::string text;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  std::vector<uint8_t> bools;  // 0 or 1; std::vector<bool> is larger
+  std::vector<Arg> items;
 
   static Arg None() { return Arg(); }
   static Arg Tensor(int64_t id) {
