@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include <unistd.h>
 
+#include <ATen/Functions.h>
 #include <ATen/core/function_schema.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/jit_type.h>
@@ -168,6 +170,32 @@ std::string NodeTypeName(const ta::Node& node) {
     it = cache.emplace(type, Entry{py ? std::string() : node.name(), py}).first;
   }
   return it->second.per_object ? node.name() : it->second.name;
+}
+
+// The shape an input's metadata holds. libtorch 1.13 keeps it private but
+// says it in the message it builds for a gradient of the wrong shape;
+// reading it there costs no memory, where materializing zeros of the shape
+// would allocate it whole (a large weight's worth, for each such input of
+// each call). Run with RecordFunction off.
+std::vector<int64_t> MetadataShape(const ta::InputMetadata& meta) {
+  static const at::Tensor* probe = new at::Tensor(at::empty({}));  // never freed: used until exit
+  std::string text = meta.incompatible_shape_error_message(0, *probe).str();
+  const std::string marker = "compatible with [";
+  size_t at = text.rfind(marker);
+  if (at != std::string::npos) {
+    std::vector<int64_t> shape;
+    const char* p = text.c_str() + at + marker.size();
+    while (*p && *p != ']') {
+      char* end = nullptr;
+      long long v = std::strtoll(p, &end, 10);
+      if (end == p) break;
+      shape.push_back(int64_t(v));
+      p = end;
+      while (*p == ',' || *p == ' ') ++p;
+    }
+    if (*p == ']') return shape;
+  }
+  return meta.zeros_like().sizes().vec();  // the message changed: the slow way
 }
 
 // Writes each op's operator and argument names, from `infos` (one per op,
@@ -749,8 +777,7 @@ struct CallRecorder {
       Node& n = call.nodes[id];
       for (size_t i = 0; i < n.inputs.size(); ++i) {
         if (shape_known[first_input[id] + i]) continue;
-        const ta::InputMetadata& meta = nodes[id]->input_metadata(uint32_t(i));
-        n.inputs[i].shape = meta.zeros_like().sizes().vec();
+        n.inputs[i].shape = MetadataShape(nodes[id]->input_metadata(uint32_t(i)));
       }
     }
   }

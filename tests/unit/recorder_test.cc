@@ -391,5 +391,23 @@ TEST(Recorder, ACallInsideAnotherIsRecordedAsItsOwn) {
   EXPECT_TRUE(w.grad().allclose(torch::full({4}, 2 * 2 * 3 * std::exp(2.0))));
 }
 
+// The inputs of a node that the engine never shows a gradient for (here
+// split's unused outputs) still get their shapes, from the node's metadata.
+TEST(Recorder, InputsWithoutGradientsHaveTheirShapes) {
+  torch::Tensor x = torch::randn({5, 3}, torch::requires_grad());
+  Recorder recorder;
+  std::vector<torch::Tensor> parts = x.split(2);
+  (parts[0] * parts[0]).sum().backward();
+  Trace trace = recorder.Finish();
+  EXPECT_EQ(recorder.error(), "");
+  ASSERT_EQ(trace.calls.size(), 1u);
+  const Node* split = FindNode(trace.calls[0], "SplitBackward0");
+  ASSERT_NE(split, nullptr);
+  ASSERT_EQ(split->inputs.size(), 3u);
+  EXPECT_EQ(split->inputs[0].shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(split->inputs[1].shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(split->inputs[2].shape, (std::vector<int64_t>{1, 3}));
+}
+
 }  // namespace
 }  // namespace cautograd
