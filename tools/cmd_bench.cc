@@ -194,8 +194,8 @@ class BenchCommand : public Command {
         ->capture_default_str()
         ->check(CLI::Range(0, 1000));
     app->add_flag("--record-overhead", record_overhead_,
-                  "With --model: step time without the recorder, with it idle, with bare RecordFunction "
-                  "callbacks (the floor under recording), and recording each --values");
+                  "With --model: step time without the recorder, with it idle, with a bare RecordFunction "
+                  "callback during backward (the floor under recording), and recording each --values");
     app->add_option("--steps", steps_, "--record-overhead: steps per run")
         ->capture_default_str()
         ->check(CLI::Range(2, 10000));
@@ -231,8 +231,7 @@ class BenchCommand : public Command {
     ModelBench bench;
     NamedTensors params;
     bool benched = false;
-    // Installed before the forward pass: the recorder finds the graph's
-    // nodes from the forward ops it sees. Finished after the first backward.
+    // Finished after the first backward: only that call is needed.
     RecorderOptions ro;
     ro.values = ValuesMode::kAll;
     Recorder recorder(ro);
@@ -525,10 +524,11 @@ class BenchCommand : public Command {
   int RunRecordOverhead() {
     // Step time: between one backward's end and the next, so it holds a
     // whole step (update, forward, backward) and not building the model.
-    // `callbacks only`: a RecordFunction callback on every op and node that
-    // asks for inputs and outputs and does nothing with them. It is what
-    // libtorch charges any recorder built on RecordFunction before the
-    // recorder's own code runs: the floor under the `values` rows.
+    // `callbacks only`: during backward, a RecordFunction callback on every
+    // op and node that asks for inputs and outputs and does nothing with
+    // them. It is what libtorch charges a recorder built on RecordFunction
+    // that watches backward only, as this one does in a C++ program, before
+    // the recorder's own code runs: the floor under the `values` rows.
     enum Mode { kOff, kIdle, kCallbacksOnly, kNone, kInts, kAll };
     const std::vector<std::string> names = {"off",         "idle",        "callbacks only",
                                             "values none", "values ints", "values all"};

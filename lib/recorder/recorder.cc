@@ -198,20 +198,92 @@ std::vector<int64_t> MetadataShape(const ta::InputMetadata& meta) {
   return meta.zeros_like().sizes().vec();  // the message changed: the slow way
 }
 
-// Writes each op's operator and argument names, from `infos` (one per op,
-// or none when they are already written).
-void NameOps(const std::vector<const OpInfo*>& infos, Call* call) {
-  for (size_t i = 0; i < infos.size() && i < call->ops.size(); ++i) {
-    Op& op = call->ops[i];
-    const OpInfo& info = *infos[i];
-    op.name = info.name;
-    op.overload = info.overload;
-    const auto& arguments = info.schema.arguments();
-    op.arg_names.clear();
-    op.arg_names.reserve(op.args.size());
-    for (size_t k = 0; k < op.args.size(); ++k)
-      op.arg_names.push_back(k < arguments.size() ? arguments[k].name() : std::string());
+// An op argument or result as the trace holds it; `type` is the schema's
+// (null where it has none). Tensors become ids through `tensor_id`.
+template <typename TensorId>
+Arg ArgOfValue(const c10::IValue& v, const c10::Type* type, const TensorId& tensor_id) {
+  using K = Arg::Kind;
+  if (v.isNone()) return Arg::None();
+  if (type) {
+    if (auto* opt = type->castRaw<c10::OptionalType>())
+      return ArgOfValue(v, opt->getElementType().get(), tensor_id);
+    switch (type->kind()) {
+      case c10::TypeKind::ScalarTypeType:
+        if (v.isInt()) {
+          const char* name = DtypeName(static_cast<c10::ScalarType>(v.toInt()));
+          if (!*name) throw RecorderFailure("unsupported dtype argument");
+          return Arg::Text(K::kDtype, name);
+        }
+        break;
+      case c10::TypeKind::LayoutType:
+        if (v.isInt()) return Arg::Text(K::kLayout, LayoutName(static_cast<c10::Layout>(v.toInt())));
+        break;
+      case c10::TypeKind::MemoryFormatType:
+        if (v.isInt())
+          return Arg::Text(K::kMemoryFormat, MemoryFormatName(static_cast<c10::MemoryFormat>(v.toInt())));
+        break;
+      case c10::TypeKind::SymIntType: {
+        Arg a = ArgOfValue(v, nullptr, tensor_id);
+        a.is_size = a.kind == K::kInt;
+        return a;
+      }
+      case c10::TypeKind::ListType: {
+        auto element = type->castRaw<c10::ListType>()->getElementType();
+        Arg a = ArgOfValue(v, nullptr, tensor_id);
+        a.is_size = a.kind == K::kIntList && element->kind() == c10::TypeKind::SymIntType;
+        return a;
+      }
+      default:
+        break;
+    }
   }
+  if (v.isTensor()) return Arg::Tensor(tensor_id(v.toTensor()));
+  if (v.isTensorList() || v.isOptionalTensorList()) {
+    Arg a;
+    a.kind = K::kTensorList;
+    for (const c10::IValue& item : v.toListRef()) {
+      a.ints.push_back(item.isTensor() ? tensor_id(item.toTensor()) : -1);
+    }
+    return a;
+  }
+  if (v.isInt()) return Arg::Int(v.toInt());
+  if (v.isSymInt()) {
+    c10::SymInt s = v.toSymInt();
+    if (s.is_symbolic()) return Arg::Text(K::kOpaque, "SymInt");
+    Arg a = Arg::Int(s.expect_int());
+    a.is_size = true;
+    return a;
+  }
+  if (v.isDouble()) return Arg::Float(v.toDouble());
+  if (v.isBool()) return Arg::Bool(v.toBool());
+  if (v.isString()) return Arg::Text(K::kString, v.toStringRef());
+  if (v.isDevice()) return Arg::Text(K::kDevice, DeviceText(v.toDevice()));
+  if (v.isIntList()) {
+    Arg a;
+    a.kind = K::kIntList;
+    a.ints = v.toIntVector();
+    return a;
+  }
+  if (v.isDoubleList()) {
+    Arg a;
+    a.kind = K::kFloatList;
+    a.floats = v.toDoubleVector();
+    return a;
+  }
+  if (v.isBoolList()) {
+    Arg a;
+    a.kind = K::kBoolList;
+    for (bool b : v.toBoolList()) a.bools.push_back(b);
+    return a;
+  }
+  if (v.isList()) {
+    Arg a;
+    a.kind = K::kList;
+    for (const c10::IValue& item : v.toListRef()) a.items.push_back(ArgOfValue(item, nullptr, tensor_id));
+    return a;
+  }
+  if (v.isGenerator()) return Arg::Text(K::kOpaque, "Generator");
+  return Arg::Text(K::kOpaque, v.tagKind());
 }
 
 }  // namespace
@@ -241,12 +313,71 @@ struct TensorMeta {
 // What a call leaves to be written into its trace once it has ended: in
 // Finish for kept calls, before on_call for calls handed over. Work moved
 // here is no work for the program's step.
+// An op argument or result as noted while the program runs. Tensors are
+// ids at once (registering them is what must happen during the call);
+// plain values are kept as they are, and become Args by the schema's types
+// after the call; anything else is converted at once.
+struct PendingArg {
+  enum class Kind : uint8_t { kTensor, kTensorList, kNone, kInt, kDouble, kBool, kIntList, kConverted };
+  Kind kind = Kind::kNone;
+  // kTensorList, kIntList: a range of Deferred::ints; kConverted: an index
+  // into Deferred::converted.
+  uint32_t at = 0;
+  uint32_t len = 0;
+  int64_t i = 0;  // kTensor: the tensor id; kInt, kBool: the value
+  double f = 0;   // kDouble
+};
+
+// An op as noted while the program runs: the trace's Op without its names.
+struct PendingOp {
+  const OpInfo* info = nullptr;
+  int64_t node = -1;
+  Op::Phase phase = Op::Phase::kEngine;
+  int thread = 0;
+  uint32_t args_at = 0, nargs = 0, outs_at = 0, nouts = 0;  // in Deferred::args
+  double start_us = 0;
+  double duration_us = 0;
+};
+
 struct Deferred {
-  bool owed = false;                    // not yet written into its call
-  std::vector<const OpInfo*> op_infos;  // each op's operator
-  std::vector<TensorMeta> tensors;      // by tensor id
+  bool owed = false;  // not yet written into its call
+  std::vector<PendingOp> ops;
+  std::vector<PendingArg> args;  // ops' arguments and results
+  std::vector<int64_t> ints;
+  std::vector<Arg> converted;
+  std::vector<TensorMeta> tensors;  // by tensor id
   std::vector<int64_t> dims;
   std::shared_ptr<const ParameterNames> names;  // from NameParameters
+
+  // The Arg a noted argument stands for; `type` is the schema's.
+  Arg ToArg(PendingArg& p, const c10::Type* type) {
+    using K = PendingArg::Kind;
+    auto none = [](const at::Tensor&) -> int64_t { return -1; };  // plain values hold no tensor
+    auto range = [&] { return std::vector<int64_t>(ints.begin() + p.at, ints.begin() + p.at + p.len); };
+    switch (p.kind) {
+      case K::kTensor:
+        return Arg::Tensor(p.i);
+      case K::kTensorList: {
+        Arg a;
+        a.kind = Arg::Kind::kTensorList;
+        a.ints = range();
+        return a;
+      }
+      case K::kNone:
+        return Arg::None();
+      case K::kInt:
+        return ArgOfValue(c10::IValue(p.i), type, none);
+      case K::kDouble:
+        return ArgOfValue(c10::IValue(p.f), type, none);
+      case K::kBool:
+        return ArgOfValue(c10::IValue(p.i != 0), type, none);
+      case K::kIntList:
+        return ArgOfValue(c10::IValue(range()), type, none);
+      case K::kConverted:
+        return std::move(converted[p.at]);
+    }
+    return Arg::None();
+  }
 
   int64_t Numel(const TensorMeta& m) const {
     int64_t n = 1;
@@ -258,7 +389,37 @@ struct Deferred {
   void WriteInto(Call* call) {
     if (!owed) return;
     owed = false;
-    NameOps(op_infos, call);
+    call->ops.clear();
+    call->ops.reserve(ops.size());
+    for (size_t k = 0; k < ops.size(); ++k) {
+      const PendingOp& p = ops[k];
+      const c10::FunctionSchema& schema = p.info->schema;
+      Op op;
+      op.index = int64_t(k);
+      op.name = p.info->name;
+      op.overload = p.info->overload;
+      op.node = p.node;
+      op.phase = p.phase;
+      op.thread = p.thread;
+      op.start_us = p.start_us;
+      op.duration_us = p.duration_us;
+      op.args.reserve(p.nargs);
+      op.arg_names.reserve(p.nargs);
+      for (uint32_t j = 0; j < p.nargs; ++j) {
+        // real_type: the schema's `type` says int for ScalarType, Layout, MemoryFormat.
+        bool named = j < schema.arguments().size();
+        op.args.push_back(
+            ToArg(args[p.args_at + j], named ? schema.arguments()[j].real_type().get() : nullptr));
+        op.arg_names.push_back(named ? schema.arguments()[j].name() : std::string());
+      }
+      op.outputs.reserve(p.nouts);
+      for (uint32_t j = 0; j < p.nouts; ++j) {
+        bool typed = j < schema.returns().size();
+        op.outputs.push_back(
+            ToArg(args[p.outs_at + j], typed ? schema.returns()[j].real_type().get() : nullptr));
+      }
+      call->ops.push_back(std::move(op));
+    }
     call->tensors.clear();
     call->tensors.reserve(tensors.size());
     for (size_t id = 0; id < tensors.size(); ++id) {
@@ -290,14 +451,17 @@ struct Deferred {
     }
     for (Node& n : call->nodes)
       if (n.leaf && n.leaf->tensor >= 0) n.leaf->name = call->tensors[size_t(n.leaf->tensor)].name;
-    op_infos.clear();
+    ops.clear();
+    args.clear();
+    ints.clear();
+    converted.clear();
     tensors.clear();
     dims.clear();
   }
 };
 
 struct CallSizes {
-  size_t nodes = 0, ops = 0, tensors = 0, storages = 0, values = 0, dims = 0;
+  size_t nodes = 0, ops = 0, args = 0, ints = 0, tensors = 0, storages = 0, values = 0, dims = 0;
 };
 
 // One backward call (one engine graph task) being recorded.
@@ -331,8 +495,9 @@ struct CallRecorder {
 
   void Reserve(const CallSizes& n) {
     call.nodes.reserve(n.nodes);
-    call.ops.reserve(n.ops);
-    deferred.op_infos.reserve(n.ops);
+    deferred.ops.reserve(n.ops);
+    deferred.args.reserve(n.args);
+    deferred.ints.reserve(n.ints);
     deferred.tensors.reserve(n.tensors);
     deferred.dims.reserve(n.dims);
     call.storages.reserve(n.storages);
@@ -424,88 +589,61 @@ struct CallRecorder {
   }
 
   Arg ArgOf(const c10::IValue& v, const c10::Type* type, uint32_t role, bool snapshot) {
-    using K = Arg::Kind;
-    if (v.isNone()) return Arg::None();
-    if (type) {
-      if (auto* opt = type->castRaw<c10::OptionalType>())
-        return ArgOf(v, opt->getElementType().get(), role, snapshot);
-      switch (type->kind()) {
-        case c10::TypeKind::ScalarTypeType:
-          if (v.isInt()) {
-            const char* name = DtypeName(static_cast<c10::ScalarType>(v.toInt()));
-            if (!*name) throw RecorderFailure("unsupported dtype argument");
-            return Arg::Text(K::kDtype, name);
-          }
-          break;
-        case c10::TypeKind::LayoutType:
-          if (v.isInt()) return Arg::Text(K::kLayout, LayoutName(static_cast<c10::Layout>(v.toInt())));
-          break;
-        case c10::TypeKind::MemoryFormatType:
-          if (v.isInt())
-            return Arg::Text(K::kMemoryFormat, MemoryFormatName(static_cast<c10::MemoryFormat>(v.toInt())));
-          break;
-        case c10::TypeKind::SymIntType: {
-          Arg a = ArgOf(v, nullptr, role, snapshot);
-          a.is_size = a.kind == K::kInt;
-          return a;
-        }
-        case c10::TypeKind::ListType: {
-          auto element = type->castRaw<c10::ListType>()->getElementType();
-          Arg a = ArgOf(v, nullptr, role, snapshot);
-          a.is_size = a.kind == K::kIntList && element->kind() == c10::TypeKind::SymIntType;
-          return a;
-        }
-        default:
-          break;
-      }
+    return ArgOfValue(v, type, [&](const at::Tensor& t) { return Register(t, role, snapshot); });
+  }
+
+  // Notes an op's argument or result, compactly (see PendingArg).
+  PendingArg Note(const c10::IValue& v, const c10::Type* type, uint32_t role, bool snapshot) {
+    using K = PendingArg::Kind;
+    PendingArg p;
+    if (v.isTensor()) {
+      p.kind = K::kTensor;
+      p.i = Register(v.toTensor(), role, snapshot);
+    } else if (v.isTensorList() || v.isOptionalTensorList()) {
+      p.kind = K::kTensorList;
+      p.at = uint32_t(deferred.ints.size());
+      for (const c10::IValue& item : v.toListRef())
+        deferred.ints.push_back(item.isTensor() ? Register(item.toTensor(), role, snapshot) : -1);
+      p.len = uint32_t(deferred.ints.size() - p.at);
+    } else if (v.isNone()) {
+      p.kind = K::kNone;
+    } else if (v.isInt() && !NamesADtype(type)) {  // a dtype is checked at once
+      p.kind = K::kInt;
+      p.i = v.toInt();
+    } else if (v.isDouble()) {
+      p.kind = K::kDouble;
+      p.f = v.toDouble();
+    } else if (v.isBool()) {
+      p.kind = K::kBool;
+      p.i = v.toBool();
+    } else if (v.isIntList()) {
+      p.kind = K::kIntList;
+      p.at = uint32_t(deferred.ints.size());
+      for (int64_t x : v.toIntList()) deferred.ints.push_back(x);
+      p.len = uint32_t(deferred.ints.size() - p.at);
+    } else {
+      p.kind = K::kConverted;
+      p.at = uint32_t(deferred.converted.size());
+      deferred.converted.push_back(ArgOf(v, type, role, snapshot));
     }
-    if (v.isTensor()) return Arg::Tensor(Register(v.toTensor(), role, snapshot));
-    if (v.isTensorList() || v.isOptionalTensorList()) {
-      Arg a;
-      a.kind = K::kTensorList;
-      for (const c10::IValue& item : v.toListRef()) {
-        a.ints.push_back(item.isTensor() ? Register(item.toTensor(), role, snapshot) : -1);
-      }
-      return a;
-    }
-    if (v.isInt()) return Arg::Int(v.toInt());
-    if (v.isSymInt()) {
-      c10::SymInt s = v.toSymInt();
-      if (s.is_symbolic()) return Arg::Text(K::kOpaque, "SymInt");
-      Arg a = Arg::Int(s.expect_int());
-      a.is_size = true;
-      return a;
-    }
-    if (v.isDouble()) return Arg::Float(v.toDouble());
-    if (v.isBool()) return Arg::Bool(v.toBool());
-    if (v.isString()) return Arg::Text(K::kString, v.toStringRef());
-    if (v.isDevice()) return Arg::Text(K::kDevice, DeviceText(v.toDevice()));
-    if (v.isIntList()) {
-      Arg a;
-      a.kind = K::kIntList;
-      a.ints = v.toIntVector();
-      return a;
-    }
-    if (v.isDoubleList()) {
-      Arg a;
-      a.kind = K::kFloatList;
-      a.floats = v.toDoubleVector();
-      return a;
-    }
-    if (v.isBoolList()) {
-      Arg a;
-      a.kind = K::kBoolList;
-      for (bool b : v.toBoolList()) a.bools.push_back(b);
-      return a;
-    }
-    if (v.isList()) {
-      Arg a;
-      a.kind = K::kList;
-      for (const c10::IValue& item : v.toListRef()) a.items.push_back(ArgOf(item, nullptr, role, snapshot));
-      return a;
-    }
-    if (v.isGenerator()) return Arg::Text(K::kOpaque, "Generator");
-    return Arg::Text(K::kOpaque, v.tagKind());
+    return p;
+  }
+
+  static bool NamesADtype(const c10::Type* type) {
+    if (type)
+      if (auto* opt = type->castRaw<c10::OptionalType>()) type = opt->getElementType().get();
+    return type && type->kind() == c10::TypeKind::ScalarTypeType;
+  }
+
+  // Calls f(id) for each tensor a noted argument holds.
+  template <typename F>
+  void ForEachNotedTensor(const PendingArg& p, const F& f) {
+    using K = PendingArg::Kind;
+    if (p.kind == K::kTensor && p.i >= 0) f(p.i);
+    if (p.kind == K::kTensorList)
+      for (uint32_t k = 0; k < p.len; ++k)
+        if (deferred.ints[p.at + k] >= 0) f(deferred.ints[p.at + k]);
+    if (p.kind == K::kConverted) ForEachTensor(deferred.converted[p.at], f);
   }
 
   // Every frame asks, nearly always from the thread that asked last.
@@ -744,7 +882,7 @@ struct CallRecorder {
       }
     }
     if (eval) {
-      for (int64_t op : eval->pending_ops) call.ops[size_t(op)].node = id;
+      for (int64_t op : eval->pending_ops) deferred.ops[size_t(op)].node = id;
       eval->pending_ops.clear();
     }
   }
@@ -1115,8 +1253,14 @@ struct Recorder::State {
       std::lock_guard<std::mutex> lock(mu);
       if (disabled) return;
       call.index = calls_completed++;
-      last_sizes = {call.nodes.size(),    call.ops.size(),    deferred.tensors.size(),
-                    call.storages.size(), call.values.size(), deferred.dims.size()};
+      last_sizes.nodes = call.nodes.size();
+      last_sizes.ops = deferred.ops.size();
+      last_sizes.args = deferred.args.size();
+      last_sizes.ints = deferred.ints.size();
+      last_sizes.tensors = deferred.tensors.size();
+      last_sizes.storages = call.storages.size();
+      last_sizes.values = call.values.size();
+      last_sizes.dims = deferred.dims.size();
       // Once every call it may record is done, the light callback goes
       // too: the rest of the program runs as if the recorder were not there.
       if (options.calls.max_calls >= 0 && calls_completed >= options.calls.max_calls) {
@@ -1210,8 +1354,10 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     }
     const OpInfo* info = LookupOp(fn);
     if (!info) return nullptr;  // a user's named region: transparent
-    Op op;
-    op.index = int64_t(call->call.ops.size());
+    Deferred& deferred = call->deferred;
+    int64_t index = int64_t(deferred.ops.size());
+    PendingOp op;
+    op.info = info;
     op.thread = frames.index;
     ctx->start = Clock::now();
     op.start_us = Micros(call->t0, ctx->start);
@@ -1219,26 +1365,22 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       op.phase = Op::Phase::kEngine;
     } else if (eval->stage == Stage::kPre) {
       op.phase = Op::Phase::kPreHook;
-      eval->pending_ops.push_back(op.index);
+      eval->pending_ops.push_back(index);
     } else {
       op.phase = eval->stage == Stage::kIn ? Op::Phase::kNode : Op::Phase::kPostNode;
       op.node = eval->node;
-      if (op.node < 0) eval->pending_ops.push_back(op.index);  // AccumulateGrad not yet resolved
+      if (op.node < 0) eval->pending_ops.push_back(index);  // AccumulateGrad not yet resolved
     }
     const c10::FunctionSchema& schema = info->schema;
     ctx->info = info;
     auto inputs = fn.inputs();
-    op.args.reserve(inputs.size());
+    op.args_at = uint32_t(deferred.args.size());
+    op.nargs = uint32_t(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
       // real_type: the schema's `type` says int for ScalarType, Layout, MemoryFormat.
-      if (inputs[i].isTensor()) {  // the common case, built in place
-        op.args.emplace_back().kind = Arg::Kind::kTensor;
-        op.args.back().tensor = call->Register(inputs[i].toTensor(), kRoleSaved, true);
-        continue;
-      }
       const c10::Type* type =
           i < schema.arguments().size() ? schema.arguments()[i].real_type().get() : nullptr;
-      op.args.push_back(call->ArgOf(inputs[i], type, kRoleSaved, true));
+      deferred.args.push_back(call->Note(inputs[i], type, kRoleSaved, true));
     }
     // A tensor first seen as an op input came from outside the call; one
     // seen earlier keeps the roles it had (the saved role only sticks to
@@ -1247,10 +1389,9 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
       uint32_t& roles = call->deferred.tensors[size_t(id)].roles;
       if (roles & (kRoleOpOutput | kRoleNodeInput)) roles &= ~uint32_t(kRoleSaved);
     };
-    for (const Arg& a : op.args) ForEachTensor(a, unmark);
-    ctx->op = op.index;
-    call->call.ops.push_back(std::move(op));
-    call->deferred.op_infos.push_back(info);
+    for (uint32_t k = 0; k < op.nargs; ++k) call->ForEachNotedTensor(deferred.args[op.args_at + k], unmark);
+    ctx->op = index;
+    deferred.ops.push_back(op);
     t_in_op = true;  // last: a failure above leaves no op open
     return ctx;
   } catch (const std::exception& e) {
@@ -1285,28 +1426,30 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
       case FrameContext::Kind::kForward:
         break;
     }
-    // Snapshot and Register grow call.values and call.tensors, never call.ops.
-    Op& op = call->call.ops[size_t(ctx->op)];
+    Deferred& deferred = call->deferred;
+    // Note, Register and Snapshot grow other arrays, never deferred.ops.
+    PendingOp& op = deferred.ops[size_t(ctx->op)];
     op.duration_us = Micros(ctx->start, Clock::now());
     const c10::FunctionSchema& schema = ctx->info->schema;
     const auto& outputs = fn.outputs();
-    op.outputs.reserve(outputs.size());
+    op.outs_at = uint32_t(deferred.args.size());
+    op.nouts = uint32_t(outputs.size());
+    bool snapshot = call->values == ValuesMode::kAll && !OutputsUninitialized(ctx->info->name);
     for (size_t i = 0; i < outputs.size(); ++i) {
       const c10::Type* type = nullptr;
       if (i < schema.returns().size()) type = schema.returns()[i].real_type().get();
-      Arg out = call->ArgOf(outputs[i], type, kRoleOpOutput, false);
-      if (call->values == ValuesMode::kAll && !OutputsUninitialized(ctx->info->name)) {
-        auto snap = [&](int64_t id, const at::Tensor& t) {
-          if (id >= 0) call->Snapshot(t, id, Value::When::kAfterOp, ctx->op);
-        };
-        if (out.kind == Arg::Kind::kTensor && outputs[i].isTensor()) snap(out.tensor, outputs[i].toTensor());
-        if (out.kind == Arg::Kind::kTensorList) {
-          auto list = outputs[i].toListRef();
-          for (size_t k = 0; k < out.ints.size() && k < list.size(); ++k)
-            if (list[k].isTensor()) snap(out.ints[k], list[k].toTensor());
-        }
+      PendingArg out = call->Note(outputs[i], type, kRoleOpOutput, false);
+      deferred.args.push_back(out);
+      if (!snapshot) continue;
+      auto snap = [&](int64_t id, const at::Tensor& t) {
+        if (id >= 0) call->Snapshot(t, id, Value::When::kAfterOp, ctx->op);
+      };
+      if (out.kind == PendingArg::Kind::kTensor && outputs[i].isTensor()) snap(out.i, outputs[i].toTensor());
+      if (out.kind == PendingArg::Kind::kTensorList) {
+        auto list = outputs[i].toListRef();
+        for (size_t k = 0; k < out.len && k < list.size(); ++k)
+          if (list[k].isTensor()) snap(deferred.ints[out.at + k], list[k].toTensor());
       }
-      op.outputs.push_back(std::move(out));
     }
   } catch (const std::exception& e) {
     if (st) st->Disable(std::string("recording stopped: ") + e.what());
