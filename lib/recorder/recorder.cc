@@ -666,7 +666,7 @@ struct CallRecorder {
     int64_t id = int64_t(nodes.size());
     node_ids.Insert(fn, id);
     nodes.push_back(fn);
-    Node n;
+    Node& n = call.nodes.emplace_back();  // nothing below adds nodes
     n.id = id;
     n.type = NodeTypeName(*fn);
     n.seq = fn->sequence_nr();
@@ -674,13 +674,13 @@ struct CallRecorder {
     n.topo = fn->topological_nr();
     first_input.push_back(shape_known.size());
     shape_known.resize(shape_known.size() + fn->num_inputs(), false);
+    n.inputs.reserve(fn->num_inputs());
     for (uint32_t i = 0; i < fn->num_inputs(); ++i) {
       const ta::InputMetadata& meta = fn->input_metadata(i);
-      InputMeta in;
+      InputMeta& in = n.inputs.emplace_back();
       in.dtype = DtypeName(c10::typeMetaToScalarType(meta.dtype()));
       if (in.dtype.empty()) throw RecorderFailure("unsupported dtype in input metadata of " + n.type);
       in.device = DeviceText(meta.device());
-      n.inputs.push_back(std::move(in));
     }
     AddHooks(fn, &n);
     if (auto* acc = dynamic_cast<ta::AccumulateGrad*>(fn)) {
@@ -697,7 +697,6 @@ struct CallRecorder {
     } else {
       by_seq.Insert({n.seq, fn->thread_id()}, id);
     }
-    call.nodes.push_back(std::move(n));
     return id;
   }
 
@@ -786,6 +785,7 @@ struct CallRecorder {
     }
     for (ta::Node* fn : roots) call.roots.push_back(*node_ids.Find(fn));
     for (size_t id = 0; id < nodes.size(); ++id) {
+      call.nodes[id].next.reserve(nodes[id]->next_edges().size());
       for (const ta::Edge& e : nodes[id]->next_edges()) {
         Edge edge;
         if (e.function) {
