@@ -1128,9 +1128,14 @@ struct Recorder::State {
   void CallReturned(uint64_t serial) {
     std::lock_guard<std::mutex> lock(mu);
     --executing;
-    announced.erase(std::remove_if(announced.begin(), announced.end(),
-                                   [&](const Announcement& a) { return a.serial == serial; }),
-                    announced.end());
+    for (auto it = announced.begin(); it != announced.end(); ++it) {
+      if (it->serial != serial) continue;
+      // Chosen, but no node of it ever ran (the engine refused it): it
+      // recorded nothing, and must not use up --max-calls.
+      if (it->selected && !it->matched) --calls_recorded;
+      announced.erase(it);
+      break;
+    }
     UpdateCallbacks();
   }
 

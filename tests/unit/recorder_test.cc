@@ -409,5 +409,22 @@ TEST(Recorder, InputsWithoutGradientsHaveTheirShapes) {
   EXPECT_EQ(split->inputs[2].shape, (std::vector<int64_t>{1, 3}));
 }
 
+// A call the engine refuses before any node runs (a gradient of the wrong
+// shape) is counted, records nothing, and does not use up --max-calls.
+TEST(Recorder, ARefusedCallDoesNotUseUpMaxCalls) {
+  torch::Tensor w = torch::ones({3}, torch::requires_grad());
+  RecorderOptions options;
+  options.calls.max_calls = 1;
+  Recorder recorder(options);
+  torch::Tensor out = w * 2;
+  EXPECT_THROW(out.backward(torch::ones({4})), c10::Error);  // [4] is no gradient of [3]
+  (w * 3).sum().backward();
+  EXPECT_EQ(recorder.calls_seen(), 2);
+  Trace trace = recorder.Finish();
+  EXPECT_EQ(recorder.error(), "");
+  ASSERT_EQ(trace.calls.size(), 1u);
+  EXPECT_NE(FindNode(trace.calls[0], "SumBackward0"), nullptr);
+}
+
 }  // namespace
 }  // namespace cautograd
