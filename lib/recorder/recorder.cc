@@ -906,8 +906,7 @@ struct CallRecorder {
   }
 
   // Input shapes the engine never showed us (nodes that did not run, or got
-  // undefined gradients) come from the metadata itself. The shape is private
-  // in libtorch 1.13, so this materializes zeros of it, once per such node.
+  // undefined gradients) come from the metadata itself (MetadataShape).
   void FillMissingShapes() {
     at::DisableRecordFunctionGuard no_record;
     at::NoGradGuard no_grad;
@@ -996,6 +995,7 @@ struct Recorder::State {
   at::CallbackHandle light = 0;
   bool light_wanted = true;  // false once every call it may record is done
   bool engine_installed = false;
+  bool stopped = false;                      // Finish ran
   int executing = 0;                         // calls inside AnnouncingEngine::execute
   std::atomic<at::CallbackHandle> heavy{0};  // read without the lock by the light callback
   std::mutex mu;
@@ -1078,8 +1078,9 @@ struct Recorder::State {
   // may be recorded is done, except while an announced call runs (it was
   // counted when it came). Under mu.
   void UpdateCallbacks() {
-    if (disabled) {
-      SetLight(false);  // the heavy one stays until Finish
+    if (disabled || stopped) {
+      SetLight(false);
+      SetHeavy(false);
       return;
     }
     bool want_heavy = false;
@@ -1091,67 +1092,89 @@ struct Recorder::State {
     SetLight(light_wanted && !(announcing && executing > 0));
   }
 
-  // A call inside AnnouncingEngine::execute: counted, and chosen or not,
-  // when it comes; matched to its graph task when its first frame is seen.
+  // A call inside AnnouncingEngine::execute. It is counted, and chosen or
+  // not, when the engine has made its graph task and before any node runs
+  // (a call the engine refuses before that is not counted, as in Python);
+  // the first frame of that graph task finds it by the task.
   struct Announcement {
     uint64_t serial = 0;
-    uint64_t thread = 0;  // RecordFunction's thread id
-    int64_t index = 0;
+    const void* task = nullptr;    // the graph task's node set, once made
+    CallRecorder* call = nullptr;  // once the task's first frame was seen
+    int64_t index = -1;
     bool selected = false;
-    bool matched = false;
+    bool finished = false;  // its Finished ran (from then on `call` may be reused)
   };
   std::vector<Announcement> announced;
   uint64_t next_serial = 1;
 
+  Announcement* FindAnnouncement(uint64_t serial) {
+    for (Announcement& a : announced)
+      if (a.serial == serial) return &a;
+    return nullptr;
+  }
+
   // AnnouncingEngine::execute, before the engine runs a call; returns what
-  // CallReturned takes (0: not announced).
-  uint64_t CallComing(const ta::edge_list& roots) {
+  // the other two take (0: not announced).
+  uint64_t CallComing() {
     std::lock_guard<std::mutex> lock(mu);
     ++executing;
-    if (disabled || !Announced()) return 0;
+    if (disabled || stopped || !Announced()) return 0;
     Announcement a;
     a.serial = next_serial++;
-    a.thread = at::RecordFunction::currentThreadId();
-    a.selected = NextMaySelect();
-    a.index = calls_seen++;
-    if (a.selected) ++calls_recorded;
-    announced.push_back(a);
-    UpdateCallbacks();
-    if (a.selected) {
-      std::lock_guard<std::mutex> forward_lock(forward_mu);
-      for (const ta::Edge& e : roots)
-        if (e.function) forward_nodes[{e.function->sequence_nr(), e.function->thread_id()}] = e.function;
-    }
+    announced.push_back(a);  // callbacks change in TaskStarting: no node runs before it
     return a.serial;
+  }
+
+  // AnnouncingEngine::execute_with_graph_task: the graph task is made and
+  // no node has run. `root` is the node the engine starts from: the root
+  // itself, or a GraphRoot over several.
+  void TaskStarting(uint64_t serial, const void* task, const std::shared_ptr<ta::Node>& root) {
+    std::lock_guard<std::mutex> lock(mu);
+    Announcement* a = FindAnnouncement(serial);
+    if (!a || disabled || stopped) return;
+    a->task = task;
+    a->selected = NextMaySelect();
+    a->index = calls_seen++;
+    if (a->selected) ++calls_recorded;
+    UpdateCallbacks();  // the light callback goes out; the heavy one comes in for a chosen call
+    if (a->selected && root) {
+      std::lock_guard<std::mutex> forward_lock(forward_mu);
+      forward_nodes[{root->sequence_nr(), root->thread_id()}] = root;
+    }
   }
 
   void CallReturned(uint64_t serial) {
     std::lock_guard<std::mutex> lock(mu);
     --executing;
-    for (auto it = announced.begin(); it != announced.end(); ++it) {
-      if (it->serial != serial) continue;
-      // Chosen, but no node of it ever ran (the engine refused it): it
-      // recorded nothing, and must not use up --max-calls.
-      if (it->selected && !it->matched) --calls_recorded;
-      announced.erase(it);
-      break;
+    if (Announcement* a = FindAnnouncement(serial)) {
+      bool threw = a->call && !a->finished;
+      if (threw) {
+        // The call threw: the engine runs no final callback then, so
+        // Finished never came. It is not recorded; its recorder is let go,
+        // so that the next graph task (which may get the same address) is
+        // a call of its own.
+        CallRecorder* c = a->call;
+        active.erase(c->task);
+        g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
+        {
+          std::lock_guard<std::mutex> call_lock(c->mu);
+          c->done = true;
+        }
+        c->finished = true;
+      }
+      // A chosen call that recorded nothing does not use up --max-calls.
+      if (a->selected && (!a->call || threw)) --calls_recorded;
+      announced.erase(announced.begin() + (a - announced.data()));
     }
     UpdateCallbacks();
   }
 
-  // The announced call a new graph task is: the latest unmatched one from
-  // this thread, or else (the engine runs device work on its own threads)
-  // the oldest unmatched one. Null for a call that was not announced.
-  // Under mu.
-  Announcement* MatchAnnouncement() {
-    uint64_t me = at::RecordFunction::currentThreadId();
-    Announcement* found = nullptr;
+  // The announced call a new graph task is; null for a call that was not
+  // announced.
+  Announcement* MatchAnnouncement(const void* task) {
     for (Announcement& a : announced)
-      if (!a.matched && a.thread == me) found = &a;
-    if (!found)
-      for (Announcement& a : announced)
-        if (!a.matched) return &a;
-    return found;
+      if (a.task == task && !a.call) return &a;
+    return nullptr;
   }
 
   // The call a graph task belongs to. Every op of a call asks, so each
@@ -1194,8 +1217,8 @@ struct Recorder::State {
     c->t0 = Clock::now();
     c->values = options.values;
     c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
-    if (Announcement* a = MatchAnnouncement()) {
-      a->matched = true;
+    if (Announcement* a = MatchAnnouncement(task)) {
+      a->call = c;
       c->call.index = a->index;
       c->selected = a->selected;
     } else {
@@ -1239,6 +1262,8 @@ struct Recorder::State {
     {
       std::lock_guard<std::mutex> lock(mu);
       active.erase(c->task);
+      for (Announcement& a : announced)
+        if (a.call == c) a.finished = true;
       g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
       UpdateCallbacks();
     }
@@ -1298,20 +1323,42 @@ std::atomic<Recorder::State*> g_state{nullptr};
 // default engine (Python puts its own in this way); a C++ program's
 // backward() and grad() run through it. Without it, the single root of a
 // call is only found by watching the forward op that made it.
+// The call this thread's execute() announced, for the execute_with_graph_task
+// the engine calls from inside it.
+thread_local uint64_t t_announced = 0;
+
 class AnnouncingEngine : public ta::Engine {
  public:
   ta::variable_list execute(const ta::edge_list& roots, const ta::variable_list& inputs, bool keep_graph,
                             bool create_graph, bool accumulate_grad, const ta::edge_list& outputs) override {
     Recorder::State* st = g_state.load(std::memory_order_acquire);
     if (!st) return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
-    struct Returned {
+    // A backward call made inside an op (a kernel that calls grad) is a
+    // call of its own, not a nested op: t_in_op is off until it returns.
+    struct Scope {
       Recorder::State* st;
       uint64_t serial;
-      ~Returned() {
+      uint64_t outer_serial;
+      bool outer_in_op;
+      ~Scope() {
+        t_announced = outer_serial;
+        t_in_op = outer_in_op;
         if (g_state.load(std::memory_order_acquire) == st) st->CallReturned(serial);
       }
-    } returned{st, st->CallComing(roots)};
+    } scope{st, st->CallComing(), t_announced, t_in_op};
+    t_announced = scope.serial;
+    t_in_op = false;
     return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
+  }
+
+  c10::intrusive_ptr<at::ivalue::Future> execute_with_graph_task(
+      const std::shared_ptr<ta::GraphTask>& graph_task, std::shared_ptr<ta::Node> graph_root,
+      ta::InputBuffer&& input_buffer) override {
+    uint64_t serial = t_announced;
+    t_announced = 0;  // taken: a call its nodes make announces itself
+    Recorder::State* st = g_state.load(std::memory_order_acquire);
+    if (st && serial) st->TaskStarting(serial, &graph_task->nodes_in_graph_, graph_root);
+    return ta::Engine::execute_with_graph_task(graph_task, std::move(graph_root), std::move(input_buffer));
   }
 };
 
@@ -1566,6 +1613,7 @@ Trace Recorder::Finish() {
   g_state.compare_exchange_strong(mine, nullptr);
   std::lock_guard<std::mutex> lock(state_->mu);
   g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
+  state_->stopped = true;
   state_->SetHeavy(false);
   if (state_->engine_installed) {
     if (&ta::Engine::get_default_engine() == &AnnouncingEngineInstance())

@@ -54,7 +54,7 @@ struct Arg {
     kList,          // `items`: a list of anything else
     kOpaque,        // a value the recorder could not represent; `text` says what
   };
-  // Ordered so as to leave no padding: a recorded call holds many.
+  // Ordered to keep padding small: a recorded call holds many.
   Kind kind = Kind::kNone;
   bool b = false;
   // For ints that are sizes (the schema says SymInt / SymInt[]): compiled

@@ -409,8 +409,9 @@ TEST(Recorder, InputsWithoutGradientsHaveTheirShapes) {
   EXPECT_EQ(split->inputs[2].shape, (std::vector<int64_t>{1, 3}));
 }
 
-// A call the engine refuses before any node runs (a gradient of the wrong
-// shape) is counted, records nothing, and does not use up --max-calls.
+// A call the engine refuses before it makes a graph task (a gradient of
+// the wrong shape) is not counted, as in Python, and does not use up
+// --max-calls.
 TEST(Recorder, ARefusedCallDoesNotUseUpMaxCalls) {
   torch::Tensor w = torch::ones({3}, torch::requires_grad());
   RecorderOptions options;
@@ -419,11 +420,69 @@ TEST(Recorder, ARefusedCallDoesNotUseUpMaxCalls) {
   torch::Tensor out = w * 2;
   EXPECT_THROW(out.backward(torch::ones({4})), c10::Error);  // [4] is no gradient of [3]
   (w * 3).sum().backward();
-  EXPECT_EQ(recorder.calls_seen(), 2);
+  EXPECT_EQ(recorder.calls_seen(), 1);
   Trace trace = recorder.Finish();
   EXPECT_EQ(recorder.error(), "");
   ASSERT_EQ(trace.calls.size(), 1u);
   EXPECT_NE(FindNode(trace.calls[0], "SumBackward0"), nullptr);
+}
+
+// A call that throws (here a hook) never reaches the engine's end of call.
+// It is not recorded, and the calls after it are, though the engine may
+// give their graph tasks the same address.
+TEST(Recorder, CallsAfterOneThatThrowsAreRecorded) {
+  torch::Tensor w = torch::ones({3}, torch::requires_grad());
+  Recorder recorder;
+  torch::Tensor h = w * 2;
+  h.register_hook([](torch::Tensor) -> torch::Tensor { throw std::runtime_error("hook failed"); });
+  EXPECT_THROW(h.sum().backward(), std::exception);
+  for (int i = 0; i < 3; ++i) (w * 3).sum().backward();
+  EXPECT_EQ(recorder.calls_seen(), 4);
+  Trace trace = recorder.Finish();
+  EXPECT_EQ(recorder.error(), "");
+  ASSERT_EQ(trace.calls.size(), 3u);
+  for (const Call& call : trace.calls) EXPECT_NE(FindNode(call, "MulBackward1"), nullptr);
+}
+
+// An op whose kernel makes a backward call of its own: 3 exp(x), by grad.
+at::Tensor GradInsideKernel(const at::Tensor& x) {
+  torch::AutoGradMode grad_mode(true);
+  torch::Tensor leaf = x.detach().requires_grad_(true);
+  return torch::autograd::grad({(leaf.exp() * 3).sum()}, {leaf})[0];
+}
+
+TORCH_LIBRARY(cautograd_test, m) { m.def("grad_inside(Tensor x) -> Tensor"); }
+TORCH_LIBRARY_IMPL(cautograd_test, CPU, m) { m.impl("grad_inside", GradInsideKernel); }
+
+struct OpWithGradInside : public torch::autograd::Function<OpWithGradInside> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x) {
+    ctx->save_for_backward({x});
+    return x * 3;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("cautograd_test::grad_inside", "")
+                         .typed<at::Tensor(const at::Tensor&)>();
+    return {grads[0] * op.call(ctx->get_saved_variables()[0])};
+  }
+};
+
+// A backward call made inside a recorded op is a call of its own, not one
+// of the op's nested ops.
+TEST(Recorder, ACallInsideAnOpIsRecorded) {
+  torch::Tensor w = torch::ones({4}, torch::requires_grad());
+  Recorder recorder;
+  OpWithGradInside::apply(w * 2).sum().backward();
+  EXPECT_EQ(recorder.calls_seen(), 2);
+  Trace trace = recorder.Finish();
+  EXPECT_EQ(recorder.error(), "");
+  ASSERT_EQ(trace.calls.size(), 2u);
+  EXPECT_NE(FindNode(trace.calls[0], "ExpBackward0"), nullptr);  // the inner call ends first
+  bool recorded_op = false;
+  for (const Op& op : trace.calls[1].ops) recorded_op |= op.name == "cautograd_test::grad_inside";
+  EXPECT_TRUE(recorded_op);
+  EXPECT_TRUE(w.grad().allclose(torch::full({4}, 2 * 3 * std::exp(2.0))));
 }
 
 }  // namespace
