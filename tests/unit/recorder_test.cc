@@ -340,24 +340,31 @@ TEST(Recorder, CallsAfterTheDefaultEngineIsReplacedAreRecorded) {
   EXPECT_EQ(&ta::Engine::get_default_engine(), &ta::Engine::get_base_engine());
 }
 
-// A backward call made from inside another's node (as checkpointing does)
-// is a call of its own: each gets its index in the order they came, and
-// each its own graph.
-struct GradInside : public torch::autograd::Function<GradInside> {
+// 3 exp(x), by a backward call of its own.
+at::Tensor GradInsideKernel(const at::Tensor& x) {
+  torch::AutoGradMode grad_mode(true);
+  torch::Tensor leaf = x.detach().requires_grad_(true);
+  return torch::autograd::grad({(leaf.exp() * 3).sum()}, {leaf})[0];
+}
+
+// x * 3 forward; Derived::Inner(x) * grad backward.
+template <typename Derived>
+struct TimesThree : public torch::autograd::Function<Derived> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x) {
     ctx->save_for_backward({x});
     return x * 3;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
-    torch::Tensor inner;
-    {
-      torch::AutoGradMode grad_mode(true);
-      inner = torch::autograd::grad({(x.exp() * 3).sum()}, {x})[0];  // 3 exp(x)
-    }
-    return {grads[0] * inner};
+    return {grads[0] * Derived::Inner(ctx->get_saved_variables()[0])};
   }
+};
+
+// A backward call made from inside another's node (as checkpointing does)
+// is a call of its own: each gets its index in the order they came, and
+// each its own graph.
+struct GradInside : public TimesThree<GradInside> {
+  static at::Tensor Inner(const at::Tensor& x) { return GradInsideKernel(x); }
 };
 
 TEST(Recorder, ACallInsideAnotherIsRecordedAsItsOwn) {
@@ -444,27 +451,16 @@ TEST(Recorder, CallsAfterOneThatThrowsAreRecorded) {
   for (const Call& call : trace.calls) EXPECT_NE(FindNode(call, "MulBackward1"), nullptr);
 }
 
-// An op whose kernel makes a backward call of its own: 3 exp(x), by grad.
-at::Tensor GradInsideKernel(const at::Tensor& x) {
-  torch::AutoGradMode grad_mode(true);
-  torch::Tensor leaf = x.detach().requires_grad_(true);
-  return torch::autograd::grad({(leaf.exp() * 3).sum()}, {leaf})[0];
-}
-
 TORCH_LIBRARY(cautograd_test, m) { m.def("grad_inside(Tensor x) -> Tensor"); }
 TORCH_LIBRARY_IMPL(cautograd_test, CPU, m) { m.impl("grad_inside", GradInsideKernel); }
 
-struct OpWithGradInside : public torch::autograd::Function<OpWithGradInside> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x) {
-    ctx->save_for_backward({x});
-    return x * 3;
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
+// The same, through an op whose kernel makes the backward call.
+struct OpWithGradInside : public TimesThree<OpWithGradInside> {
+  static at::Tensor Inner(const at::Tensor& x) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("cautograd_test::grad_inside", "")
                          .typed<at::Tensor(const at::Tensor&)>();
-    return {grads[0] * op.call(ctx->get_saved_variables()[0])};
+    return op.call(x);
   }
 };
 
