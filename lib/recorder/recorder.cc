@@ -310,9 +310,6 @@ struct TensorMeta {
   uint32_t roles = 0;
 };
 
-// What a call leaves to be written into its trace once it has ended: in
-// Finish for kept calls, before on_call for calls handed over. Work moved
-// here is no work for the program's step.
 // An op argument or result as noted while the program runs. Tensors are
 // ids at once (registering them is what must happen during the call);
 // plain values are kept as they are, and become Args by the schema's types
@@ -339,6 +336,9 @@ struct PendingOp {
   double duration_us = 0;
 };
 
+// What a call leaves to be written into its trace once it has ended: in
+// Finish for kept calls, before on_call for calls handed over. Work moved
+// here is no work for the program's step.
 struct Deferred {
   bool owed = false;  // not yet written into its call
   std::vector<PendingOp> ops;
@@ -588,10 +588,6 @@ struct CallRecorder {
     return id;
   }
 
-  Arg ArgOf(const c10::IValue& v, const c10::Type* type, uint32_t role, bool snapshot) {
-    return ArgOfValue(v, type, [&](const at::Tensor& t) { return Register(t, role, snapshot); });
-  }
-
   // Notes an op's argument or result, compactly (see PendingArg).
   PendingArg Note(const c10::IValue& v, const c10::Type* type, uint32_t role, bool snapshot) {
     using K = PendingArg::Kind;
@@ -624,7 +620,8 @@ struct CallRecorder {
     } else {
       p.kind = K::kConverted;
       p.at = uint32_t(deferred.converted.size());
-      deferred.converted.push_back(ArgOf(v, type, role, snapshot));
+      deferred.converted.push_back(
+          ArgOfValue(v, type, [&](const at::Tensor& t) { return Register(t, role, snapshot); }));
     }
     return p;
   }
@@ -996,7 +993,6 @@ struct Recorder::State {
   bool light_wanted = true;  // false once every call it may record is done
   bool engine_installed = false;
   bool stopped = false;                      // Finish ran
-  int executing = 0;                         // calls inside AnnouncingEngine::execute
   std::atomic<at::CallbackHandle> heavy{0};  // read without the lock by the light callback
   std::mutex mu;
   std::string error;
@@ -1073,10 +1069,10 @@ struct Recorder::State {
 
   // The heavy callback is wanted while a call being recorded runs, and
   // before a call that may be recorded: where calls announce themselves,
-  // from its execute on; elsewhere from the end of the call before, so as
-  // to see the forward pass. The light one is wanted until every call that
-  // may be recorded is done, except while an announced call runs (it was
-  // counted when it came). Under mu.
+  // from its graph task's start on; elsewhere from the end of the call
+  // before, so as to see the forward pass. The light one is wanted until
+  // every call that may be recorded is done, except while an announced call
+  // runs (it is counted when its graph task starts). Under mu.
   void UpdateCallbacks() {
     if (disabled || stopped) {
       SetLight(false);
@@ -1089,7 +1085,7 @@ struct Recorder::State {
     bool announcing = Announced();
     if (!announcing) want_heavy |= NextMaySelect();
     SetHeavy(want_heavy);
-    SetLight(light_wanted && !(announcing && executing > 0));
+    SetLight(light_wanted && !(announcing && !announced.empty()));
   }
 
   // A call inside AnnouncingEngine::execute. It is counted, and chosen or
@@ -1117,7 +1113,6 @@ struct Recorder::State {
   // the other two take (0: not announced).
   uint64_t CallComing() {
     std::lock_guard<std::mutex> lock(mu);
-    ++executing;
     if (disabled || stopped || !Announced()) return 0;
     Announcement a;
     a.serial = next_serial++;
@@ -1145,7 +1140,6 @@ struct Recorder::State {
 
   void CallReturned(uint64_t serial) {
     std::lock_guard<std::mutex> lock(mu);
-    --executing;
     if (Announcement* a = FindAnnouncement(serial)) {
       bool threw = a->call && !a->finished;
       if (threw) {
@@ -1318,8 +1312,9 @@ namespace {
 
 std::atomic<Recorder::State*> g_state{nullptr};
 
-// libtorch's own engine, unchanged, except that it tells the recorder each
-// call's roots before running it. libtorch lets a process choose its
+// libtorch's own engine, unchanged, except that it tells the recorder when
+// each call comes, its graph task and the node it starts from (before any
+// node runs), and when it returns. libtorch lets a process choose its
 // default engine (Python puts its own in this way); a C++ program's
 // backward() and grad() run through it. Without it, the single root of a
 // call is only found by watching the forward op that made it.
