@@ -14,7 +14,7 @@ namespace {
 using PyObject = void;
 using PySsizeT = std::ptrdiff_t;
 
-// libtorch 1.13's Python hooks (torch/csrc/autograd/python_hook.h) keep
+// libtorch's Python hooks (torch/csrc/autograd/python_hook.h, 1.13 and 2.x) keep
 // their dict as the first member after the hook base class, which has no
 // data of its own. Mirrored here so as not to need Python's headers.
 struct PreHookLayout : torch::autograd::FunctionPreHook {
@@ -105,6 +105,8 @@ bool PythonPostHookNames(torch::autograd::FunctionPostHook& hook, std::vector<st
   if (!IsPythonHook(c10::demangle(typeid(hook).name()))) return false;
   return Names(static_cast<PostHookLayout&>(hook).dict, names);
 }
+
+bool PythonDictNames(void* dict, std::vector<std::string>* names) { return Names(dict, names); }
 
 bool PythonInProcess() { return Api().is_initialized != nullptr; }
 

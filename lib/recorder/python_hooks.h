@@ -21,6 +21,9 @@ namespace cautograd {
 bool PythonPreHookNames(torch::autograd::FunctionPreHook& hook, std::vector<std::string>* names);
 bool PythonPostHookNames(torch::autograd::FunctionPostHook& hook, std::vector<std::string>* names);
 
+// The same, for a Python hook's dict found by other means (lib/torch_compat).
+bool PythonDictNames(void* dict, std::vector<std::string>* names);
+
 // Whether a Python interpreter is linked into this process (running or
 // not yet started): Python's backward runs through its own engine.
 bool PythonInProcess();

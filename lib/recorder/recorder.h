@@ -41,6 +41,10 @@ struct RecorderOptions {
   // Whether Finish() returns the calls; false keeps memory flat in long
   // runs whose calls on_call takes care of.
   bool keep_calls = true;
+  // Called for each backward call that is counted but cannot be recorded
+  // (see Recorder::BeginUnrecordableCall), with its index and why, on the
+  // thread that runs it. Must not throw.
+  std::function<void(int64_t index, const std::string& why)> on_skipped;
 };
 
 // The meta block of a trace this process writes: tool and libtorch
@@ -65,6 +69,14 @@ class Recorder {
 
   // Backward calls seen so far, recorded or not.
   int calls_seen() const;
+
+  // A backward call the recorder cannot follow is about to run on this
+  // thread (compiled autograd runs it: no node frames, no final callback,
+  // fake tensors on a cache miss). It is counted as a call and reported to
+  // on_skipped with `why`; until EndUnrecordableCall, this thread's ops
+  // are not looked at, let alone recorded. Calls nest.
+  void BeginUnrecordableCall(const std::string& why);
+  void EndUnrecordableCall();
 
   // Stops recording and returns what was recorded. meta.tool_version,
   // libtorch_version, time, host and values are filled; command and seed are

@@ -90,13 +90,16 @@ const char* HookKindName(Hook::Kind kind) {
       return "pre_hook";
     case Hook::Kind::kPostHook:
       return "post_hook";
+    case Hook::Kind::kPostAccumulateGrad:
+      return "post_accumulate_grad_hook";
   }
   return "?";
 }
 
 bool ParseHookKind(const std::string& name, Hook::Kind* kind) {
   for (Hook::Kind k :
-       {Hook::Kind::kTensorPreHook, Hook::Kind::kRetainGrad, Hook::Kind::kPreHook, Hook::Kind::kPostHook}) {
+       {Hook::Kind::kTensorPreHook, Hook::Kind::kRetainGrad, Hook::Kind::kPreHook, Hook::Kind::kPostHook,
+        Hook::Kind::kPostAccumulateGrad}) {
     if (name == HookKindName(k)) {
       *kind = k;
       return true;

@@ -149,7 +149,9 @@ struct Value {
 };
 
 struct Hook {
-  enum class Kind { kTensorPreHook, kRetainGrad, kPreHook, kPostHook };
+  // kPostAccumulateGrad: register_post_accumulate_grad_hook, on a leaf's
+  // AccumulateGrad (libtorch 2.x only).
+  enum class Kind { kTensorPreHook, kRetainGrad, kPreHook, kPostHook, kPostAccumulateGrad };
   Kind kind = Kind::kPreHook;
   std::string lang;  // "cpp" or "python"
   std::string type;  // demangled dynamic type of the hook object
