@@ -12,12 +12,17 @@
 //   CAUTOGRAD_LIBC10    realpath of the libc10 shared object the shim was built against
 //
 // A process has chosen its libtorch once a libc10 is loaded. That is looked at
-// just before main (a C++ program linked against libtorch; all its static
-// initializers have run by then) and after each dlopen (Python importing torch
-// dlopens torch/_C.so, which pulls libc10 in). The right libc10: the shim is
-// dlopened, once. Another one: one line on stderr, and nothing more in that
-// process. After exec LD_PRELOAD brings this library into the new program,
-// which decides for itself; a forked child inherits its parent's decision.
+// just before main (a C++ program linked against libtorch: its libraries'
+// constructors and its static initializers have all run by then) and, from
+// main on, after each outermost dlopen, once it has run the constructors of
+// what it loaded (Python importing torch dlopens torch/_C.so, which pulls
+// libc10 in). The right libc10: the shim is dlopened, once. Another one: one
+// line on stderr, and nothing more in that process. After exec LD_PRELOAD
+// brings this library into the new program, which decides for itself; a
+// forked child inherits its parent's decision.
+//
+// dlopen is wrapped with care, as every dlopen of the program goes through it:
+// see PathForCaller.
 //
 // It also wraps torch::autograd::Engine::set_compiled_autograd, so that
 // backward calls run by compiled autograd pass through the shim too.
@@ -51,6 +56,13 @@ std::atomic<bool> g_look_again{false};
 std::atomic<DlopenFn> g_real_dlopen{nullptr};
 std::atomic<WrapFn> g_wrap{nullptr};
 MainFn g_real_main = nullptr;
+// Before main, libraries' constructors are still running, libc10's and
+// libtorch's among them maybe: no check may load the shim then.
+std::atomic<bool> g_main_started{false};
+// dlopen calls under way on this thread. Only the outermost may check when it
+// returns: while it runs, libraries it mapped (libc10 among them) may not have
+// been initialized yet, and their constructors call dlopen too.
+thread_local int t_dlopen_depth = 0;
 
 bool Enabled() {
   const char* dir = std::getenv("CAUTOGRAD_SHIM_DIR");
@@ -147,10 +159,10 @@ int Decide() {
 // decision under way in another thread: that thread may be dlopening the shim,
 // which needs the loader lock, which the waiting thread may hold (dlopen runs
 // constructors under it, and constructors call dlopen). Instead they flag it,
-// and the deciding thread looks again. The same flag ends the recursion when
-// loading the shim calls dlopen.
+// and the deciding thread looks again. A Check within Decide (the shim's
+// libraries may call dlopen as they load) returns the same way.
 void Check() {
-  if (g_state.load() >= kLoaded) return;
+  if (!g_main_started.load() || g_state.load() >= kLoaded) return;
   g_look_again.store(true);
   int expected = kUndecided;
   while (g_look_again.load() && g_state.compare_exchange_strong(expected, kDeciding)) {
@@ -161,6 +173,7 @@ void Check() {
 }
 
 int MainWrapper(int argc, char** argv, char** envp) {
+  g_main_started.store(true);
   Check();
   return g_real_main(argc, argv, envp);
 }
@@ -194,8 +207,9 @@ bool PathForCaller(const char* file, const void* caller, char (&found)[PATH_MAX]
   Dl_info info;
   struct link_map* map = nullptr;
   if (!dladdr1(caller, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) || !map) return false;
-  // In glibc a link_map is a dlopen handle; RTLD_DI_SERINFO lists the caller's
-  // directories in the order dlopen searches them.
+  // RTLD_DI_SERINFO lists the caller's directories in the order dlopen
+  // searches them. glibc's handles are link_maps, and this request needs none
+  // of what only a dlopen'ed one has (see SetCompiledAutograd).
   Dl_serinfo size;
   if (dlinfo(map, RTLD_DI_SERINFOSIZE, &size) != 0) return false;
   auto* paths = static_cast<Dl_serinfo*>(std::malloc(size.dls_size));
@@ -229,12 +243,18 @@ void SetCompiledAutograd(const char* name, std::atomic<SetCompiledAutogradFn>* c
     real = reinterpret_cast<SetCompiledAutogradFn>(dlsym(RTLD_NEXT, name));
     // RTLD_NEXT sees only the program's initial libraries, not a libtorch
     // dlopened RTLD_LOCAL (as Python's torch/_C.so pulls it in). The caller
-    // (libtorch_python.so) has it among its dependencies.
+    // (libtorch_python.so) has it among its dependencies. A link_map will not
+    // do as the handle here: one loaded as a dependency has no search list.
     Dl_info info;
     struct link_map* map = nullptr;
-    if (!real && dladdr1(caller, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) && map)
-      real = reinterpret_cast<SetCompiledAutogradFn>(dlsym(map, name));  // a link_map is a handle, see above
-    if (real == self) real = nullptr;  // the program's own scope starts with us
+    if (!real && dladdr1(caller, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) && map &&
+        map->l_name && *map->l_name) {
+      if (void* handle = RealDlopen()(map->l_name, RTLD_LAZY | RTLD_NOLOAD)) {
+        real = reinterpret_cast<SetCompiledAutogradFn>(dlsym(handle, name));
+        dlclose(handle);
+      }
+    }
+    if (real == self) real = nullptr;  // the program's own search list has us in it
     cache->store(real);
   }
   if (!real) return;
@@ -246,10 +266,11 @@ void SetCompiledAutograd(const char* name, std::atomic<SetCompiledAutogradFn>* c
 }  // namespace cautograd
 
 // The symbols below interpose the program's own: this library comes first in
-// the global lookup scope.
+// the global lookup scope. Exported by name, as the build hides the rest.
+#define CAUTOGRAD_EXPORT extern "C" __attribute__((visibility("default")))
 
-extern "C" int __libc_start_main(cautograd::MainFn main, int argc, char** argv, void (*init)(),
-                                 void (*fini)(), void (*rtld_fini)(), void* stack_end) {
+CAUTOGRAD_EXPORT int __libc_start_main(cautograd::MainFn main, int argc, char** argv, void (*init)(),
+                                       void (*fini)(), void (*rtld_fini)(), void* stack_end) {
   auto real = reinterpret_cast<cautograd::StartMainFn>(dlsym(RTLD_NEXT, "__libc_start_main"));
   if (!real) ::_exit(127);
   if (cautograd::Enabled()) {
@@ -262,16 +283,20 @@ extern "C" int __libc_start_main(cautograd::MainFn main, int argc, char** argv, 
 // Named through a label: <dlfcn.h> declares dlopen noexcept, and a noexcept
 // function calling write() and open() (cancellation points) would need
 // libstdc++'s personality routine, and so load libstdc++ into every process.
-extern "C" void* CautogradDlopen(const char* file, int mode) __asm__("dlopen");
-extern "C" void* CautogradDlopen(const char* file, int mode) {
+CAUTOGRAD_EXPORT void* CautogradDlopen(const char* file, int mode) __asm__("dlopen");
+CAUTOGRAD_EXPORT void* CautogradDlopen(const char* file, int mode) {
   char path[PATH_MAX];
   bool found = cautograd::PathForCaller(file, __builtin_return_address(0), path);
+  ++cautograd::t_dlopen_depth;
   void* handle = cautograd::RealDlopen()(found ? path : file, mode);
-  if (handle) cautograd::Check();
+  if (--cautograd::t_dlopen_depth == 0 && handle) cautograd::Check();
   return handle;
 }
 
-extern "C" int cautograd_preload_active(void) { return cautograd::g_state.load() == cautograd::kLoaded; }
+// 1 once the shim is loaded into this process.
+CAUTOGRAD_EXPORT int cautograd_preload_active(void) {
+  return cautograd::g_state.load() == cautograd::kLoaded;
+}
 
 // static void torch::autograd::Engine::set_compiled_autograd(fn), fn taking the
 // Node as const c10::intrusive_ptr<Node>& (libtorch 2.13 on) or as
@@ -285,17 +310,18 @@ extern "C" int cautograd_preload_active(void) { return cautograd::g_state.load()
   "_ZN5torch8autograd6Engine21set_compiled_autogradEPFSt6vectorIN2at6TensorESaIS4_EERKSt10shared_" \
   "ptrINS0_4NodeEERKNS0_9GraphTaskEbRKS2_INS0_4EdgeESaISF_EEE"
 
-extern "C" void CautogradSetCompiledAutogradIntrusive(void* fn)
+CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradIntrusive(void* fn)
     __asm__(CAUTOGRAD_SET_COMPILED_AUTOGRAD_INTRUSIVE);
-extern "C" void CautogradSetCompiledAutogradShared(void* fn) __asm__(CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED);
+CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradShared(void* fn)
+    __asm__(CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED);
 
-extern "C" void CautogradSetCompiledAutogradIntrusive(void* fn) {
+CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradIntrusive(void* fn) {
   static std::atomic<cautograd::SetCompiledAutogradFn> real{nullptr};
   cautograd::SetCompiledAutograd(CAUTOGRAD_SET_COMPILED_AUTOGRAD_INTRUSIVE, &real,
                                  CautogradSetCompiledAutogradIntrusive, __builtin_return_address(0), fn);
 }
 
-extern "C" void CautogradSetCompiledAutogradShared(void* fn) {
+CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradShared(void* fn) {
   static std::atomic<cautograd::SetCompiledAutogradFn> real{nullptr};
   cautograd::SetCompiledAutograd(CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED, &real,
                                  CautogradSetCompiledAutogradShared, __builtin_return_address(0), fn);
