@@ -173,9 +173,7 @@ std::string CompareGrads(const std::string& what, const Call& call, const Prepar
 class BenchCommand : public Command {
  public:
   const char* name() const override { return "bench"; }
-  const char* description() const override {
-    return "Time eager backward against replay and the compiled program, per op; or what recording costs.";
-  }
+  const char* description() const override { return kBenchDescription; }
 
   void AddFlags(CLI::App* app) override {
     app->add_option("FILE", path_, "Trace file: time its replay and compiled programs");

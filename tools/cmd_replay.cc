@@ -64,9 +64,7 @@ bool CompileTrace(const std::string& path, Trace* trace, std::vector<std::vector
 class ReplayCommand : public Command {
  public:
   const char* name() const override { return "replay"; }
-  const char* description() const override {
-    return "Re-execute a trace's recorded ops with no model code; with --check, prove the results match.";
-  }
+  const char* description() const override { return kReplayDescription; }
 
   void AddFlags(CLI::App* app) override {
     app->add_option("FILE", path_, "Trace file")->required();

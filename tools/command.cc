@@ -12,19 +12,12 @@ namespace {
 
 std::vector<std::string> g_command_line;
 
-std::vector<std::unique_ptr<Command>> MakeCommands() {
-  // In the order a user meets them: record, look, replay, compare, explain, time.
-  std::vector<std::unique_ptr<Command>> commands;
-  commands.push_back(MakeRecordCommand());
-  commands.push_back(MakeShowCommand());
-  commands.push_back(MakeReplayCommand());
-  commands.push_back(MakeDiffCommand());
-  commands.push_back(MakeRecompileCommand());
-  commands.push_back(MakeBenchCommand());
-  return commands;
-}
-
 }  // namespace
+
+const char* const kReplayDescription =
+    "Re-execute a trace's recorded ops with no model code; with --check, prove the results match.";
+const char* const kBenchDescription =
+    "Time eager backward against replay and the compiled program, per op; or what recording costs.";
 
 const std::vector<std::string>& CommandLine() { return g_command_line; }
 
@@ -33,24 +26,29 @@ int Fail(const std::string& command, const std::string& message, int code) {
   return code;
 }
 
-int RunCli(int argc, char** argv) {
+int RunCli(int argc, char** argv, std::vector<std::unique_ptr<Command>> commands,
+           const std::function<std::string()>& version) {
   g_command_line.assign(argv, argv + argc);
+  if (argc >= 2) {
+    for (const auto& command : commands) {
+      if (!command->forwarded() || argv[1] != std::string(command->name())) continue;
+      return command->Forward(std::vector<std::string>(argv + 2, argv + argc));
+    }
+  }
   CLI::App app{"cautograd: record PyTorch backward passes and work on the trace offline."};
   app.name("cautograd");
-  app.set_version_flag("--version", std::string("cautograd ") + kToolVersion + " (trace format v" +
-                                        std::to_string(kTraceVersion) + ")");
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
   app.footer(
       "Exit status: 0 success, 1 diff found differences or replay --check diverged, 2 bad usage or input,\n"
       "3 failure.\n"
       "Run 'cautograd COMMAND --help' for a command's flags.");
 
-  std::vector<std::unique_ptr<Command>> commands = MakeCommands();
   std::vector<CLI::App*> subs;
   for (const auto& command : commands) {
     CLI::App* sub = app.add_subcommand(command->name(), command->description());
     for (const std::string& alias : command->aliases()) sub->alias(alias);
-    command->AddFlags(sub);
+    if (!command->forwarded()) command->AddFlags(sub);
     subs.push_back(sub);
   }
   try {

@@ -6,16 +6,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <ctime>
 #include <map>
 #include <mutex>
 #include <unordered_map>
 
-#include <unistd.h>
-
 #include <ATen/core/grad_mode.h>
 #include <ATen/record_function.h>
-#include <torch/csrc/api/include/torch/version.h>
 #include <torch/csrc/autograd/engine.h>
 #include <torch/csrc/autograd/graph_task.h>
 
@@ -23,33 +19,12 @@
 #include "lib/recorder/engine_hook.h"
 #include "lib/recorder/python_hooks.h"
 #include "lib/trace/guards.h"
+#include "lib/trace/meta.h"
 #include "lib/trace/op_semantics.h"
 
 namespace cautograd {
 
 using namespace rec;  // the recorder's own internals
-
-namespace {
-
-std::string NowIso8601() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "";
-  return buf;
-}
-
-// The stage an evaluate_function frame is in, which decides the phase of
-// the ops it runs: tensor pre-hooks run before the node, output validation,
-
-}  // namespace
 
 struct FrameContext : at::ObserverContext {
   enum class Kind { kEval, kNode, kOp, kForward };
@@ -644,13 +619,9 @@ void Recorder::EndUnrecordableCall() {
 }
 
 Meta RecorderMeta(ValuesMode values) {
-  Meta meta;
-  meta.tool_version = kToolVersion;
-  meta.libtorch_version = TORCH_VERSION;
-  meta.time = NowIso8601();
-  meta.host = HostName();
-  meta.values = values;
-  return meta;
+  // The backend's name for its libtorch (torch.__version__ of a wheel, as
+  // "2.13.0+cpu"), which is how `cautograd` matches a trace to a backend.
+  return NewMeta(values, CAUTOGRAD_BACKEND_VERSION);
 }
 
 Trace Recorder::Finish() {

@@ -32,10 +32,6 @@ std::string RealPath(const std::string& path) {
   return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
 }
 
-std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
 
 std::string BaseName(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -73,6 +69,7 @@ bool Capture(const std::vector<std::string>& argv, std::string* out, int* status
     close(fds[1]);
     unsetenv("LD_PRELOAD");
     unsetenv("CAUTOGRAD_SHIM_DIR");
+    unsetenv("CAUTOGRAD_SHIM");
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -109,27 +106,14 @@ std::string PythonOf(const std::string& path, const std::string& argv0) {
 
 }  // namespace
 
-bool FindShim(const std::string& exe, std::string* shim, std::string* err) {
-  std::string dir = DirName(RealPath(exe));
-  for (const std::string& candidate :
-       {dir + "/libcautograd_shim.so", dir + "/../lib/cautograd/libcautograd_shim.so"}) {
-    if (IsFile(candidate)) {
-      *shim = RealPath(candidate);
-      return true;
-    }
-  }
-  *err = "cannot find libcautograd_shim.so next to " + RealPath(exe) +
-         " or in ../lib/cautograd; build the 'cautograd_shim' target or reinstall cautograd";
-  return false;
-}
-
-bool CheckCommand(const std::vector<std::string>& command, const std::string& our_libc10, std::string* err) {
+bool FindProgramTorch(const std::vector<std::string>& command, ProgramTorch* torch, std::string* err) {
+  *torch = ProgramTorch();
   std::string path = Resolve(command[0]);
   if (path.empty()) {
     *err = "command not found '" + command[0] + "'";
     return false;
   }
-  std::string ours = RealPath(our_libc10);
+  torch->program = path;
   std::string python = PythonOf(path, command[0]);
   if (!python.empty()) {
     std::string out;
@@ -140,21 +124,21 @@ bool CheckCommand(const std::vector<std::string>& command, const std::string& ou
         "print(os.path.dirname(os.path.realpath(torch.__file__)))\n";
     if (!Capture({python, "-c", probe}, &out, &status) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       *err = "'" + python + "' (" + RealPath(Resolve(python)) +
-             ") cannot import torch; record Python programs with /usr/bin/python3 and Debian's python3-torch "
-             "(apt-get install python3-torch)";
+             ") cannot import torch; record with a Python that has it (a venv with 'pip install torch', or "
+             "/usr/bin/python3 with Debian's python3-torch)";
       return false;
     }
-    std::string version = out.substr(0, out.find('\n'));
+    torch->uses_torch = true;
+    torch->python = python;
+    torch->version = out.substr(0, out.find('\n'));
     std::string torch_dir = out.substr(out.find('\n') + 1);
     torch_dir = torch_dir.substr(0, torch_dir.find('\n'));
     // Debian's torch/lib holds links to the system libraries; a pip wheel
-    // holds its own copies, which the shim's callbacks would never see.
-    std::string theirs = torch_dir + "/lib/libc10.so";
-    if (IsFile(theirs) && RealPath(theirs) != ours) {
-      *err = "'" + python + "' imports torch " + version + " from " + torch_dir +
-             ", which brings its own libtorch (" + RealPath(theirs) +
-             ") rather than the one cautograd uses (" + ours +
-             "); record with /usr/bin/python3 and Debian's python3-torch";
+    // holds its own.
+    torch->libc10 = RealPath(torch_dir + "/lib/libc10.so");
+    if (!IsFile(torch->libc10)) {
+      *err = "'" + python + "' imports torch " + torch->version + " from " + torch_dir +
+             ", which has no lib/libc10.so; cautograd records only torch builds that ship their libraries";
       return false;
     }
     return true;
@@ -180,11 +164,8 @@ bool CheckCommand(const std::vector<std::string>& command, const std::string& ou
     *err = "'" + command[0] + "' links libc10.so but the loader cannot find it; fix its library path first";
     return false;
   }
-  if (RealPath(theirs) != ours) {
-    *err = "'" + command[0] + "' uses libtorch from " + RealPath(theirs) + ", but cautograd records with " +
-           ours + "; rebuild it against Debian's libtorch-dev";
-    return false;
-  }
+  torch->uses_torch = true;
+  torch->libc10 = RealPath(theirs);
   return true;
 }
 
@@ -204,8 +185,10 @@ bool RunWithShim(const LaunchOptions& options, int* status, std::string* err) {
     sigaction(SIGINT, &old_int, nullptr);
     sigaction(SIGTERM, &old_term, nullptr);
     const char* preload = std::getenv("LD_PRELOAD");
-    std::string value = options.shim + (preload && *preload ? std::string(":") + preload : "");
+    std::string value = options.preload + (preload && *preload ? std::string(":") + preload : "");
     setenv("LD_PRELOAD", value.c_str(), 1);
+    setenv("CAUTOGRAD_SHIM", options.shim.c_str(), 1);
+    setenv("CAUTOGRAD_LIBC10", options.libc10.c_str(), 1);
     setenv("CAUTOGRAD_SHIM_DIR", options.dir.c_str(), 1);
     setenv("CAUTOGRAD_VALUES", ValuesModeName(options.values), 1);
     setenv("CAUTOGRAD_CALLS", options.calls.c_str(), 1);

@@ -1,6 +1,7 @@
-// What `cautograd record -- COMMAND` does around the shim: find COMMAND,
-// check it will use the libtorch the shim was built against, run it with
-// the shim preloaded, and assemble the calls it recorded into one trace.
+// What `cautograd record -- COMMAND` does around the shim: find which
+// libtorch COMMAND will load, run it with the preload library (which loads
+// the backend's shim into the processes that use that libtorch), and
+// assemble the calls it recorded into one trace. No libtorch here.
 #pragma once
 
 #include <string>
@@ -12,24 +13,31 @@ namespace cautograd {
 
 struct LaunchOptions {
   std::vector<std::string> command;  // argv; command[0] looked up in PATH
-  std::string shim;                  // path of libcautograd_shim.so
+  std::string preload;               // libcautograd_preload.so
+  std::string shim;                  // the backend's libcautograd_shim.so
+  std::string libc10;                // realpath of the libc10 the shim links
   std::string dir;                   // where the shim writes call files
   ValuesMode values = ValuesMode::kInts;
   std::string calls = "all";
   int64_t max_calls = -1;
 };
 
-// The shim next to `exe` (a build tree), or in ../lib/cautograd (an
-// installed prefix). False and *err when neither exists.
-bool FindShim(const std::string& exe, std::string* shim, std::string* err);
+// The libtorch a command will load, found before it runs.
+struct ProgramTorch {
+  // False for a program that loads no libtorch itself (a shell script
+  // wrapping python): its children are matched as they start.
+  bool uses_torch = false;
+  std::string libc10;   // realpath of the libc10 it will load
+  std::string version;  // torch.__version__, for a Python
+  std::string python;   // the interpreter, for a Python
+  std::string program;  // COMMAND[0] as found in PATH
+};
 
-// Refuses, before anything runs, a COMMAND that would load a libtorch other
-// than the one at `our_libc10` (the path of our libc10.so): a C++ program
-// linked against another one, or a Python whose torch is not Debian's (or
-// that has no torch at all). Programs that do not use libtorch directly
-// (a shell wrapping python) pass: their children are checked by nobody,
-// and the shim records whatever runs backward.
-bool CheckCommand(const std::vector<std::string>& command, const std::string& our_libc10, std::string* err);
+// For a Python (by name or #! line): asks it to import torch and say its
+// version and directory. For an ELF program: asks ldd where its libc10
+// is. False and *err when COMMAND is not found, its Python cannot import
+// torch, or its libc10 cannot be found by the loader.
+bool FindProgramTorch(const std::vector<std::string>& command, ProgramTorch* torch, std::string* err);
 
 // Runs COMMAND with the shim preloaded and its settings in the
 // environment; stdin, stdout and stderr pass through. *status is the raw

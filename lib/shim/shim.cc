@@ -1,6 +1,7 @@
-// libcautograd_shim.so: `cautograd record -- COMMAND` preloads it into
-// COMMAND (and COMMAND's children) with LD_PRELOAD. When the library loads
-// it starts a Recorder configured from the environment; each backward call
+// libcautograd_shim.so, one per backend: libcautograd_preload.so loads it
+// into each process of `cautograd record -- COMMAND` that uses this
+// backend's libtorch (lib/shim/preload.cc). When the library loads it
+// starts a Recorder configured from the environment; each backward call
 // the process makes is written at once, atomically, as a one-call trace in
 // $CAUTOGRAD_SHIM_DIR, so calls recorded before a crash are kept.
 // `cautograd record` assembles the files into one trace when COMMAND ends.
@@ -12,7 +13,9 @@
 //   CAUTOGRAD_MAX_CALLS  stop recording after this many calls in this process
 //
 // A failure of the shim never stops the program: it says why on stderr,
-// once, and stops recording.
+// once, and stops recording. A backward call that compiled autograd runs
+// cannot be recorded yet: each one is named on stderr, and no op of it is
+// looked at (its cache misses pass fake tensors).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/recorder/recorder.h"
+#include "lib/torch_compat/torch_compat.h"
 #include "lib/trace/trace_io.h"
 
 namespace cautograd {
@@ -97,6 +101,11 @@ __attribute__((constructor)) void StartShim() {
   shim->values = options.values;
   shim->owner = getpid();
   options.on_call = [shim](const Call& call) { shim->Write(call); };
+  options.on_skipped = [shim](int64_t index, const std::string& why) {
+    if (getpid() != shim->owner) return;
+    std::fprintf(stderr, "cautograd: backward call %lld of process %d not recorded: %s\n",
+                 static_cast<long long>(index), int(shim->owner), why.c_str());
+  };
   shim->recorder = new Recorder(std::move(options));
   if (!shim->recorder->active()) {
     Complain(shim->recorder->error());
@@ -106,5 +115,23 @@ __attribute__((constructor)) void StartShim() {
   std::atexit(StopAtExit);
 }
 
+constexpr const char* kCompiledAutograd =
+    "it runs under compiled autograd, which cautograd does not record yet (to record it, run that step "
+    "without torch._dynamo.config.compiled_autograd or compiled_autograd._enable)";
+
+void CompiledCallStarts() {
+  if (g_shim && g_shim->recorder) g_shim->recorder->BeginUnrecordableCall(kCompiledAutograd);
+}
+
+void CompiledCallEnds() {
+  if (g_shim && g_shim->recorder) g_shim->recorder->EndUnrecordableCall();
+}
+
 }  // namespace
 }  // namespace cautograd
+
+// libcautograd_preload.so interposes Engine::set_compiled_autograd and
+// hands libtorch what this returns instead of compiled autograd's function.
+extern "C" __attribute__((visibility("default"))) void* cautograd_shim_wrap_compiled_autograd(void* fn) {
+  return cautograd::compat::WrapCompiledAutograd(fn, cautograd::CompiledCallStarts, cautograd::CompiledCallEnds);
+}

@@ -11,6 +11,7 @@
 //   - how an input's shape is read: public in 2.x, private in 1.13.
 #pragma once
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include <c10/util/Type.h>
 #include <torch/csrc/api/include/torch/version.h>
 #include <torch/csrc/autograd/cpp_hook.h>
+#include <torch/csrc/autograd/engine.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/accumulate_grad.h>
 #include <torch/csrc/autograd/variable.h>
@@ -161,6 +163,41 @@ inline std::vector<int64_t> MetadataShape(const ta::InputMetadata& meta) {
 #endif
   return meta.zeros_like().sizes().vec();  // symbolic, nested, or an unexpected message: the slow way
 }
+
+// Compiled autograd runs a backward call through one function that Python
+// hands to Engine::set_compiled_autograd (2.x; before 2.4 there is no such
+// entry point and nothing to wrap). WrapCompiledAutograd(fn, before, after)
+// returns the function to hand libtorch instead: it calls before(), fn,
+// then after() (also when fn throws). One fn per process, as in libtorch.
+#if CAUTOGRAD_TORCH_AT_LEAST(2, 4)
+namespace internal {
+inline std::atomic<ta::Engine::compiled_autograd_fn> compiled_fn{nullptr};
+inline std::atomic<void (*)()> compiled_before{nullptr};
+inline std::atomic<void (*)()> compiled_after{nullptr};
+inline ta::variable_list CompiledAutogradWrapper(const NodePtr& root, const ta::GraphTask& task,
+                                                 bool accumulate_grad, const ta::edge_list& outputs) {
+  struct After {
+    ~After() {
+      if (auto f = compiled_after.load()) f();
+    }
+  };
+  if (auto f = compiled_before.load()) f();
+  After after;
+  return compiled_fn.load()(root, task, accumulate_grad, outputs);
+}
+}  // namespace internal
+
+inline void* WrapCompiledAutograd(void* fn, void (*before)(), void (*after)()) {
+  auto wrapper = &internal::CompiledAutogradWrapper;
+  if (!fn || fn == reinterpret_cast<void*>(wrapper)) return fn;
+  internal::compiled_before = before;
+  internal::compiled_after = after;
+  internal::compiled_fn = reinterpret_cast<ta::Engine::compiled_autograd_fn>(fn);
+  return reinterpret_cast<void*>(wrapper);
+}
+#else
+inline void* WrapCompiledAutograd(void* fn, void (*)(), void (*)()) { return fn; }
+#endif
 
 }  // namespace compat
 }  // namespace cautograd

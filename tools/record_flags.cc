@@ -1,0 +1,53 @@
+#include "tools/record_flags.h"
+
+#include <CLI/CLI.hpp>
+
+namespace cautograd {
+
+void AddRecordFlags(CLI::App* app, RecordFlags* f, bool with_torch) {
+  app->add_flag("--list", f->list, "List the built-in models, one line each, and exit");
+  app->add_option("--model,-m", f->model, "Built-in model to run (see --list)");
+  app->add_option("--steps", f->steps, "Training steps to run (default: the model's own)")->check(CLI::Range(1, 10000));
+  app->add_option("--batch", f->batch, "Batch size (default: the model's own)")->check(CLI::Range(1, 4096));
+  app->add_option("--seed", f->seed, "Seed for weights and inputs")->capture_default_str();
+  app->add_option("--values", f->values,
+                  "Tensor values to keep: none, ints (integer and bool tensors, needed to replay "
+                  "indexing ops), or all (every input, op output and final gradient)")
+      ->check(CLI::IsMember({"none", "ints", "all"}))
+      ->capture_default_str();
+  app->add_option("--calls", f->calls,
+                  "Backward calls to record, counting from 0: all, N, A-B, every:N, or a comma list")
+      ->capture_default_str();
+  app->add_option("--max-calls", f->max_calls, "Stop recording after this many calls (-- COMMAND only)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("-o,--output", f->output, "Trace file to write (written atomically)");
+  if (with_torch)
+    app->add_option("--torch", f->torch,
+                    "--model: the backend to run it on, by its torch version ('cautograd --version' lists "
+                    "them; default: the first). -- COMMAND: the backend whose torch the program loads is "
+                    "found by itself; --torch only names it for a program that does not load torch itself "
+                    "(a shell script)");
+  app->add_option("command", f->command,
+                  "A program to record, after '--': a Python whose torch this cautograd has a backend for "
+                  "(a venv with a pip torch, or /usr/bin/python3 with Debian's python3-torch), or a C++ "
+                  "program linked against such a libtorch. Its exit status, stdout and stderr pass through.");
+}
+
+bool CheckRecordFlags(const RecordFlags& f, std::string* err) {
+  if (f.list) return true;
+  if (!f.model.empty() && !f.command.empty()) {
+    *err = "give --model or a command after '--', not both";
+    return false;
+  }
+  if (f.model.empty() && f.command.empty()) {
+    *err = "nothing to record. Use --model NAME ('cautograd record --list' lists them) or -- COMMAND...";
+    return false;
+  }
+  if (f.output.empty()) {
+    *err = "no output file. Use -o FILE.";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace cautograd
