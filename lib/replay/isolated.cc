@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ATen/Parallel.h>
+
 #include "lib/replay/report_json.h"
 
 namespace cautograd {
@@ -72,6 +74,12 @@ bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayRepo
   }
   if (pid == 0) {
     close(fds[0]);
+    // OpenMP's worker threads do not survive fork(): where the parent has
+    // already run a parallel kernel (libtorch 2.x wheels use GNU OpenMP),
+    // the child's next one waits for them forever. One thread never does;
+    // it can round a large reduction differently from the recording, which
+    // --check's tolerances allow for.
+    at::set_num_threads(1);
     ReplayOptions child = options;
     child.before_op = [shared](int64_t call, int64_t op) {
       shared->call = call;

@@ -205,11 +205,17 @@ class Compiler {
       return Fail(Where(call_.index, op) + ": refused: the operator has effects outside memory");
     ready->handle = c10::Dispatcher::singleton().findOp(c10::OperatorName(op.name, op.overload));
     if (!ready->handle || !ready->handle->hasSchema())
-      return Fail(Where(call_.index, op) + ": no such operator in this libtorch (" + TORCH_VERSION +
-                  "); was the trace recorded with another PyTorch version?");
+      return Fail(Where(call_.index, op) + ": no such operator in torch " + CAUTOGRAD_BACKEND_VERSION +
+                  (Foreign() ? " (the trace was recorded with torch " + options_.recorded_with + ")"
+                             : std::string("; was the trace recorded with another PyTorch version?")));
     const c10::FunctionSchema& schema = ready->handle->schema();
     ready->schema = &schema;
     const auto& params = schema.arguments();
+    if (Foreign() && !SameArguments(op, schema))
+      return Fail(Where(call_.index, op) + ": its schema differs between torch " + options_.recorded_with +
+                  ", which recorded (" + Join(op.arg_names) + "), and torch " + CAUTOGRAD_BACKEND_VERSION +
+                  ", which replays (" + Join(ArgumentNames(schema)) +
+                  "); replay it with a backend for torch " + options_.recorded_with);
     if (op.args.size() > params.size())
       return Fail(Where(call_.index, op) + ": " + std::to_string(op.args.size()) +
                   " arguments, the schema has " + std::to_string(params.size()));
@@ -242,6 +248,33 @@ class Compiler {
       return Fail(Where(call_.index, op) + ": " + std::to_string(op.outputs.size()) +
                   " outputs recorded, the schema returns " + std::to_string(schema.returns().size()));
     return true;
+  }
+
+  // Whether the trace comes from another libtorch than this backend's.
+  bool Foreign() const {
+    return !options_.recorded_with.empty() && options_.recorded_with != CAUTOGRAD_BACKEND_VERSION;
+  }
+
+  // Whether the op was recorded against a schema with these arguments: the
+  // names recorded are those of the recording libtorch's schema.
+  static bool SameArguments(const Op& op, const c10::FunctionSchema& schema) {
+    const auto& params = schema.arguments();
+    if (op.arg_names.size() > params.size()) return false;
+    for (size_t i = 0; i < op.arg_names.size(); ++i)
+      if (!op.arg_names[i].empty() && op.arg_names[i] != params[i].name()) return false;
+    return true;
+  }
+
+  static std::vector<std::string> ArgumentNames(const c10::FunctionSchema& schema) {
+    std::vector<std::string> names;
+    for (const auto& p : schema.arguments()) names.push_back(p.name());
+    return names;
+  }
+
+  static std::string Join(const std::vector<std::string>& names) {
+    std::string out;
+    for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
   }
 
   // Whether a recorded argument can be passed where the schema wants `type`.

@@ -34,11 +34,13 @@ bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* repo
   // any work.
   std::vector<Program> programs;
   int64_t total = 0;
+  ReplayOptions compile_options = options;
+  if (compile_options.recorded_with.empty()) compile_options.recorded_with = trace.meta.libtorch_version;
   for (const Call& call : trace.calls) {
     if (options.call >= 0 && call.index != options.call) continue;
     Program program;
     try {
-      if (!Compiler(call, options, err).Compile(&program)) return false;
+      if (!Compiler(call, compile_options, err).Compile(&program)) return false;
     } catch (const std::exception& e) {
       *err = "call " + std::to_string(call.index) + ": " +
              std::string(e.what()).substr(0, std::string(e.what()).find('\n'));

@@ -27,6 +27,10 @@ struct ReplayOptions {
   uint64_t seed = 0;                          // for inputs the trace holds no values for
   std::vector<std::string> allow_namespaces;  // beyond aten and prim
   int64_t max_memory = int64_t(4) << 30;      // bytes
+  // The libtorch the trace was recorded with (its meta.libtorch_version;
+  // Replay fills it). When it is not this backend's, an op whose argument
+  // names differ from this libtorch's schema is refused, naming both.
+  std::string recorded_with;
   // Called now and then with (ops done, ops in all selected calls).
   std::function<void(int64_t, int64_t)> progress;
   // Called before each op runs, with (call index, op index).
