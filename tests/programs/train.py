@@ -2,8 +2,10 @@
 records in the end-to-end tests. It is an ordinary PyTorch program: nothing in
 it knows about cautograd. It exercises what Python users hit: a Python custom
 autograd.Function with a saved tensor and a saved scalar, a tensor hook that
-changes a gradient, retain_grad, zero_grad, torch.autograd.grad with
-create_graph (a gradient penalty), and backward calls on two threads.
+changes a gradient, a tensor hook on a parameter, a node pre-hook and a
+post-accumulate-grad hook (PyTorch 2.x), retain_grad, zero_grad,
+torch.autograd.grad with create_graph (a gradient penalty), and backward
+calls on two threads.
 
 --steps N      training steps (default 2)
 --time         print the mean step time in ms (for the overhead benchmark)
@@ -36,6 +38,21 @@ def note_grads(grad_inputs, grad_outputs):
     return None
 
 
+def leaf_hook(grad):
+    # A tensor hook on a parameter (a leaf): it lives on AccumulateGrad.
+    return None
+
+
+def node_prehook(grad_outputs):
+    # Node.register_prehook (PyTorch 2.x).
+    return None
+
+
+def after_accumulate(param):
+    # Tensor.register_post_accumulate_grad_hook (PyTorch 2.x).
+    return None
+
+
 def step(model, optimizer, batch):
     x = torch.randn(batch, 8)
     y = torch.randn(batch, 4)
@@ -44,6 +61,8 @@ def step(model, optimizer, batch):
     h.retain_grad()
     out = model[2](Scale.apply(model[1](h), 2.0))
     out.grad_fn.register_hook(note_grads)
+    if hasattr(out.grad_fn, "register_prehook"):
+        out.grad_fn.register_prehook(node_prehook)
     loss = torch.nn.functional.mse_loss(out, y)
     optimizer.zero_grad()
     loss.backward()
@@ -80,6 +99,9 @@ def main():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model[0].bias.register_hook(leaf_hook)
+    if hasattr(torch.Tensor, "register_post_accumulate_grad_hook"):
+        model[2].weight.register_post_accumulate_grad_hook(after_accumulate)
     start = time.perf_counter()
     for i in range(args.steps):
         loss = step(model, optimizer, args.batch)

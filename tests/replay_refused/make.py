@@ -79,7 +79,7 @@ def set_op(call, **kw):
     call["ops"][0].update(kw)
 
 
-case("unknown_operator", "call 0, op 0 (aten::frobnicate): no such operator in this libtorch",
+case("unknown_operator", "call 0, op 0 (aten::frobnicate): no such operator in torch",
      lambda c: set_op(c, op="aten::frobnicate"))
 case("foreign_namespace", "call 0, op 0 (evil::embedding_backward): operators in namespace 'evil' are "
      "not replayed; pass --allow-namespace evil if you trust this trace",
