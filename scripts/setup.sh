@@ -48,7 +48,11 @@ for v in "${pip_versions[@]}"; do
   if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$v')" 2>/dev/null; then
     echo "setup: making $venv with torch==$v" >&2
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "torch==$v" >&2
+    if ! "$venv/bin/pip" install -q --disable-pip-version-check "torch==$v" >"$venv/pip.log" 2>&1; then
+      cat "$venv/pip.log" >&2
+      echo "setup: pip could not install torch==$v into $venv (its log is above)" >&2
+      exit 3
+    fi
   fi
   pythons+=("$PWD/$venv/bin/python")
 done

@@ -6,21 +6,7 @@
 # Usage: cross.sh CAUTOGRAD SOURCE_DIR OLD_VERSION NEW_VERSION OLD_PYTHON NEW_PYTHON
 set -uo pipefail
 bin=$1 src=$2 old=$3 new=$4 old_py=$5 new_py=$6
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-expect() {
-  local want=$1 name=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok; else bad "$name: exit $got, expected $want; stderr: $(head -c 600 "$tmp/err")"; fi
-}
-contains() { if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 600 "$1")"; fi; }
-one_line() { if [ "$(wc -l <"$1")" -eq 1 ]; then ok; else bad "$2: expected one line, got: $(cat "$1")"; fi; }
+source "$(dirname "$0")/lib.sh"
 
 # The same model, seed and batch under both torches.
 for v in "$old" "$new"; do
@@ -79,5 +65,4 @@ one_line "$tmp/err" record_unknown_torch
 expect 2 record_unknown_backend -- "$bin" record --torch 0.0.1 --model mlp -o "$tmp/x.json"
 contains "$tmp/err" "no backend for torch '0.0.1'" record_unknown_backend
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -8,29 +8,7 @@ set -uo pipefail
 bin=$1
 src=$2
 train_cpp=${3:-}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-
-# expect STATUS NAME -- COMMAND...: runs COMMAND, checks its exit status,
-# leaves its stdout in $tmp/out and stderr in $tmp/err.
-expect() {
-  local want=$1 name=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok; else bad "$name: exit $got, expected $want; stderr: $(head -c 400 "$tmp/err")"; fi
-}
-contains() {  # contains FILE TEXT NAME
-  if grep -qF -- "$2" "$1"; then ok; else bad "$3: '$2' not in $(head -c 400 "$1")"; fi
-}
-one_line() {  # one_line FILE NAME
-  if [ "$(wc -l <"$1")" -eq 1 ]; then ok; else bad "$2: expected one line, got: $(cat "$1")"; fi
-}
+source "$(dirname "$0")/lib.sh"
 
 # --- the CLI itself -----------------------------------------------------------
 expect 0 version -- "$bin" --version
@@ -422,5 +400,4 @@ one_line "$tmp/err" diff_malformed
 expect 2 diff_one_file -- "$bin" diff "$src/traces/mlp.json"
 one_line "$tmp/err" diff_one_file
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
