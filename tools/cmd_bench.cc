@@ -29,6 +29,7 @@
 #include "lib/replay/prepared.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
+#include "tools/torch_flag.h"
 
 namespace cautograd {
 
@@ -177,6 +178,7 @@ class BenchCommand : public Command {
 
   void AddFlags(CLI::App* app) override {
     app->add_option("FILE", path_, "Trace file: time its replay and compiled programs");
+    AddTorchFlag(app, &torch_);
     app->add_option("--model", model_, "Built-in model: time eager backward against replay and compiled");
     app->add_option("--batch", batch_, "Batch size (default: the model's)")->check(CLI::Range(1, 4096));
     app->add_option("--seed", seed_, "Seed of the model's weights and inputs")->capture_default_str();
@@ -201,6 +203,10 @@ class BenchCommand : public Command {
   }
 
   int Run() override {
+    {
+      std::string err;
+      if (!IsThisBackend(torch_, &err)) return Fail(name(), err, kExitBadInput);
+    }
     if (path_.empty() == model_.empty())
       return Fail(name(),
                   "give a trace FILE or --model NAME, not both or neither. Run 'cautograd bench --help'",
@@ -628,6 +634,7 @@ class BenchCommand : public Command {
   CLI::Option* warmup_option_ = nullptr;
   CLI::Option* iters_option_ = nullptr;
   std::unique_ptr<Progress> progress_;
+  std::string torch_;
 };
 
 }  // namespace

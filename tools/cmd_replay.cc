@@ -15,6 +15,7 @@
 #include "lib/trace/human.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
+#include "tools/torch_flag.h"
 
 namespace cautograd {
 
@@ -68,6 +69,7 @@ class ReplayCommand : public Command {
 
   void AddFlags(CLI::App* app) override {
     app->add_option("FILE", path_, "Trace file")->required();
+    AddTorchFlag(app, &torch_);
     app->add_option("--call", call_, "Replay only this call (counting from 0); default: all, in order");
     app->add_flag("--check", check_,
                   "Compare every value the trace recorded (op outputs, final gradients) with the replay; "
@@ -90,6 +92,7 @@ class ReplayCommand : public Command {
   int Run() override {
     Trace trace;
     std::string err;
+    if (!IsThisBackend(torch_, &err)) return Fail(name(), err, kExitBadInput);
     if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
     std::vector<std::vector<int64_t>> recorded_ops;
     if (compiled_ && !CompileTrace(path_, &trace, &recorded_ops, &err))
@@ -195,6 +198,7 @@ class ReplayCommand : public Command {
   int64_t max_memory_mib_ = 4096;
   bool compiled_ = false;
   bool json_ = false;
+  std::string torch_;
 };
 
 }  // namespace
