@@ -1,31 +1,15 @@
 #include "lib/shim/backends.h"
 
 #include <algorithm>
-#include <climits>
-#include <cstdlib>
 #include <fstream>
 
 #include <dirent.h>
-#include <sys/stat.h>
+
+#include "lib/shim/paths.h"
 
 namespace cautograd {
 
 namespace {
-
-std::string RealPath(const std::string& path) {
-  char buf[PATH_MAX];
-  return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
-}
-
-std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
-bool IsFile(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 bool ReadManifest(const std::string& dir, Backend* b, std::string* err) {
   std::string path = dir + "/backend.txt";
