@@ -14,14 +14,16 @@
 namespace cautograd {
 
 int ExecBackend(const Backend& backend, const std::string& command, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {CommandLine().empty() ? std::string("cautograd") : CommandLine()[0], command};
+  std::vector<std::string> argv = {CommandLine().empty() ? std::string("cautograd") : CommandLine()[0],
+                                   command};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> raw;
   for (std::string& a : argv) raw.push_back(&a[0]);
   raw.push_back(nullptr);
   execv(backend.program.c_str(), raw.data());
-  return Fail(command, "cannot run the backend for torch " + backend.version + " (" + backend.program +
-                           "): " + std::strerror(errno) + "; rebuild cautograd",
+  return Fail(command,
+              "cannot run the backend for torch " + backend.version + " (" + backend.program +
+                  "): " + std::strerror(errno) + "; rebuild cautograd",
               kExitFailure);
 }
 

@@ -12,8 +12,8 @@
 #include <CLI/CLI.hpp>
 
 #include "lib/shim/backends.h"
-#include "lib/trace/call_filter.h"
 #include "lib/shim/launcher.h"
+#include "lib/trace/call_filter.h"
 #include "lib/trace/meta.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
@@ -56,9 +56,9 @@ class RecordCommand : public Command {
     if (!torch.uses_torch) return ChooseBackend(backends_, f_.torch, err);
     const Backend* b = BackendForLibc10(backends_, torch.libc10);
     if (!b) {
-      std::string what = torch.python.empty()
-                             ? "'" + f_.command[0] + "' uses the libtorch at " + torch.libc10
-                             : "'" + torch.python + "' imports torch " + torch.version + " (" + torch.libc10 + ")";
+      std::string what = torch.python.empty() ? "'" + f_.command[0] + "' uses the libtorch at " + torch.libc10
+                                              : "'" + torch.python + "' imports torch " + torch.version +
+                                                    " (" + torch.libc10 + ")";
       *err = what + ", which this cautograd has no backend for (it has " + BackendList(backends_) + "); " +
              HowToAddBackend(torch.python.empty() ? "a Python with that torch" : torch.python);
       return nullptr;
@@ -76,7 +76,8 @@ class RecordCommand : public Command {
   int RecordProgram() {
     ValuesMode values = ValuesMode::kInts;
     std::string err;
-    if (!ParseValuesMode(f_.values, &values)) return Fail(name(), "bad --values '" + f_.values + "'", kExitBadInput);
+    if (!ParseValuesMode(f_.values, &values))
+      return Fail(name(), "bad --values '" + f_.values + "'", kExitBadInput);
     CallFilter calls;
     if (!CallFilter::Parse(f_.calls, &calls, &err)) return Fail(name(), err, kExitBadInput);
     ProgramTorch torch;
@@ -94,9 +95,10 @@ class RecordCommand : public Command {
     launch.max_calls = f_.max_calls;
     std::string pattern = f_.output + ".calls-XXXXXX";
     if (!mkdtemp(&pattern[0]))
-      return Fail(name(),
-                  f_.output + ": cannot create a folder beside it for the recorded calls: " + std::strerror(errno),
-                  kExitFailure);
+      return Fail(
+          name(),
+          f_.output + ": cannot create a folder beside it for the recorded calls: " + std::strerror(errno),
+          kExitFailure);
     launch.dir = pattern;
     int status = 0;
     if (!RunWithShim(launch, &status, &err)) {
@@ -117,9 +119,10 @@ class RecordCommand : public Command {
       return exit_code ? exit_code : int(kExitFailure);
     }
     RemoveCallDir(launch.dir);
-    std::string how = WIFSIGNALED(status) ? std::string(", which was killed by ") + strsignal(WTERMSIG(status))
-                      : exit_code         ? ", which exited with status " + std::to_string(exit_code)
-                                          : "";
+    std::string how = WIFSIGNALED(status)
+                          ? std::string(", which was killed by ") + strsignal(WTERMSIG(status))
+                      : exit_code ? ", which exited with status " + std::to_string(exit_code)
+                                  : "";
     std::cerr << "cautograd record: " << trace.calls.size() << " backward call"
               << (trace.calls.size() == 1 ? "" : "s") << " of '" << f_.command[0] << "'" << how
               << " recorded to " << f_.output << " (torch " << backend->version << ")\n";

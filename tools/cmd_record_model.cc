@@ -36,13 +36,15 @@ class RecordModelCommand : public Command {
     std::string err;
     if (!CheckRecordFlags(f_, &err)) return Fail(name(), err, kExitBadInput);
     if (!f_.command.empty())
-      return Fail(name(), "this is a backend: record programs with 'cautograd record -- COMMAND'", kExitBadInput);
+      return Fail(name(), "this is a backend: record programs with 'cautograd record -- COMMAND'",
+                  kExitBadInput);
     RecorderOptions options;
     ParseValuesMode(f_.values, &options.values);
     if (!CallFilter::Parse(f_.calls, &options.calls, &err)) return Fail(name(), err, kExitBadInput);
     if (f_.max_calls >= 0) options.calls.max_calls = f_.max_calls;
     if (!FindModel(f_.model))
-      return Fail(name(), "unknown model '" + f_.model + "'. 'cautograd record --list' lists them.", kExitBadInput);
+      return Fail(name(), "unknown model '" + f_.model + "'. 'cautograd record --list' lists them.",
+                  kExitBadInput);
 
     ModelOptions model_options;
     model_options.steps = f_.steps;
@@ -53,7 +55,8 @@ class RecordModelCommand : public Command {
     {
       Recorder recorder(options);
       auto name_parameters = [&](const NamedTensors& named) { recorder.NameParameters(named); };
-      if (!RunModel(f_.model, model_options, name_parameters, &run, &err)) return Fail(name(), err, kExitBadInput);
+      if (!RunModel(f_.model, model_options, name_parameters, &run, &err))
+        return Fail(name(), err, kExitBadInput);
       if (!recorder.error().empty()) return Fail(name(), recorder.error(), kExitFailure);
       trace = recorder.Finish();
     }

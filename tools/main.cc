@@ -15,7 +15,8 @@ std::string VersionText() {
   if (!cautograd::FindBackends("/proc/self/exe", &backends, &err)) return text + " " + err;
   if (backends.empty()) text += " none";
   for (const cautograd::Backend& b : backends)
-    text += "\n  torch " + b.version + " (" + b.origin + "): " + b.libc10 + (b.python.empty() ? "" : ", " + b.python);
+    text += "\n  torch " + b.version + " (" + b.origin + "): " + b.libc10 +
+            (b.python.empty() ? "" : ", " + b.python);
   return text;
 }
 

@@ -7,7 +7,8 @@ namespace cautograd {
 void AddRecordFlags(CLI::App* app, RecordFlags* f, bool with_torch) {
   app->add_flag("--list", f->list, "List the built-in models, one line each, and exit");
   app->add_option("--model,-m", f->model, "Built-in model to run (see --list)");
-  app->add_option("--steps", f->steps, "Training steps to run (default: the model's own)")->check(CLI::Range(1, 10000));
+  app->add_option("--steps", f->steps, "Training steps to run (default: the model's own)")
+      ->check(CLI::Range(1, 10000));
   app->add_option("--batch", f->batch, "Batch size (default: the model's own)")->check(CLI::Range(1, 4096));
   app->add_option("--seed", f->seed, "Seed for weights and inputs")->capture_default_str();
   app->add_option("--values", f->values,

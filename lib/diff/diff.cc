@@ -619,8 +619,9 @@ bool DiffTraces(const Trace& a, const Trace& b, const DiffOptions& options, Trac
   // Comparing two libtorches is a question of its own ("did the upgrade
   // change my gradients?"); their guards may differ where the key did not.
   if (a.meta.libtorch_version != b.meta.libtorch_version)
-    diff->notes.push_back("the traces come from two libtorches: torch " + a.meta.libtorch_version + " and torch " +
-                          b.meta.libtorch_version + "; ops and numerics compare what each ran");
+    diff->notes.push_back("the traces come from two libtorches: torch " + a.meta.libtorch_version +
+                          " and torch " + b.meta.libtorch_version +
+                          "; ops and numerics compare what each ran");
   int64_t not_comparable = 0;
   for (const CallPairSummary& s : diff->calls) not_comparable += s.values_not_comparable;
   if (not_comparable > 0)

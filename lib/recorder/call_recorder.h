@@ -41,7 +41,6 @@ struct ThreadFrames {
   std::vector<EvalFrame> evals;
 };
 
-
 struct CallSizes {
   size_t nodes = 0, ops = 0, args = 0, ints = 0, tensors = 0, storages = 0, values = 0, dims = 0;
 };

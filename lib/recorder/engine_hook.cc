@@ -22,7 +22,8 @@ class AnnouncingEngine : public ta::Engine {
   ta::variable_list execute(const ta::edge_list& roots, const ta::variable_list& inputs, bool keep_graph,
                             bool create_graph, bool accumulate_grad, const ta::edge_list& outputs) override {
     CallAnnouncer* announcer = g_announcer.load(std::memory_order_acquire);
-    if (!announcer) return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
+    if (!announcer)
+      return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
     // A backward call made inside an op (a kernel that calls grad) is a
     // call of its own, not a nested op: t_in_op is off until it returns.
     struct Scope {
@@ -41,9 +42,9 @@ class AnnouncingEngine : public ta::Engine {
     return ta::Engine::execute(roots, inputs, keep_graph, create_graph, accumulate_grad, outputs);
   }
 
-  c10::intrusive_ptr<at::ivalue::Future> execute_with_graph_task(const std::shared_ptr<ta::GraphTask>& graph_task,
-                                                                 compat::NodePtr graph_root,
-                                                                 ta::InputBuffer&& input_buffer) override {
+  c10::intrusive_ptr<at::ivalue::Future> execute_with_graph_task(
+      const std::shared_ptr<ta::GraphTask>& graph_task, compat::NodePtr graph_root,
+      ta::InputBuffer&& input_buffer) override {
     uint64_t serial = t_announced;
     t_announced = 0;  // taken: a call its nodes make announces itself
     CallAnnouncer* announcer = g_announcer.load(std::memory_order_acquire);

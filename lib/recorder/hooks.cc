@@ -21,7 +21,8 @@ void AddPreHook(ta::FunctionPreHook& hook, compat::PreHookSlot slot, Node* n) {
   if (compat::CppHookTargets(hook, type, &targets)) {
     // One holder carries every C++ hook of one variable.
     for (const std::string& target : targets) {
-      bool retains = slot == compat::PreHookSlot::kRetainsGrad || target.find("retain_grad") != std::string::npos;
+      bool retains =
+          slot == compat::PreHookSlot::kRetainsGrad || target.find("retain_grad") != std::string::npos;
       n->hooks.push_back({retains ? Hook::Kind::kRetainGrad : Hook::Kind::kTensorPreHook, "cpp", target});
     }
     return;
@@ -47,7 +48,8 @@ void AddPreHook(ta::FunctionPreHook& hook, compat::PreHookSlot slot, Node* n) {
 }  // namespace
 
 void CallRecorder::AddHooks(ta::Node* fn, Node* n) {
-  compat::ForEachPreHook(*fn, [&](ta::FunctionPreHook& hook, compat::PreHookSlot slot) { AddPreHook(hook, slot, n); });
+  compat::ForEachPreHook(
+      *fn, [&](ta::FunctionPreHook& hook, compat::PreHookSlot slot) { AddPreHook(hook, slot, n); });
   for (const auto& hook : fn->post_hooks()) {
     std::vector<std::string> names;
     if (PythonPostHookNames(*hook, &names)) {
@@ -55,12 +57,14 @@ void CallRecorder::AddHooks(ta::Node* fn, Node* n) {
       continue;
     }
     std::string type = c10::demangle(typeid(*hook).name());
-    n->hooks.push_back({Hook::Kind::kPostHook, StartsWith(type, "torch::autograd::PyFunction") ? "python" : "cpp", type});
+    n->hooks.push_back(
+        {Hook::Kind::kPostHook, StartsWith(type, "torch::autograd::PyFunction") ? "python" : "cpp", type});
   }
   compat::ForEachPostAccumulateGradHook(*fn, [&](const std::string& type, void* python_dict) {
     std::vector<std::string> names;
     if (python_dict && PythonDictNames(python_dict, &names)) {
-      for (const std::string& name : names) n->hooks.push_back({Hook::Kind::kPostAccumulateGrad, "python", name});
+      for (const std::string& name : names)
+        n->hooks.push_back({Hook::Kind::kPostAccumulateGrad, "python", name});
       return;
     }
     n->hooks.push_back({Hook::Kind::kPostAccumulateGrad, python_dict ? "python" : "cpp", type});

@@ -19,7 +19,6 @@ std::string DtypeOf(const at::Tensor& t) {
   return name;
 }
 
-
 // For a dispatcher op, RecordFunction::name() is its schema's own name
 // string, which lives as long as the operator is registered: its address
 // identifies the operator without copying the schema on every op, as

@@ -61,7 +61,9 @@ inline double Micros(Clock::time_point from, Clock::time_point to) {
 std::string DtypeOf(const at::Tensor& t);
 
 // Device::str() builds its text each time; most tensors are on the CPU.
-inline std::string DeviceText(c10::Device device) { return device.is_cpu() ? std::string("cpu") : device.str(); }
+inline std::string DeviceText(c10::Device device) {
+  return device.is_cpu() ? std::string("cpu") : device.str();
+}
 
 // What the recorder needs of an operator, looked up once per operator.
 struct OpInfo {
@@ -82,7 +84,6 @@ const OpInfo* LookupOp(const at::RecordFunction& fn);
 // type, PyNode, whose name() is the Python class's: those are asked every
 // time.
 std::string NodeTypeName(const ta::Node& node);
-
 
 // An op argument or result as the trace holds it; `type` is the schema's
 // (null where it has none). Tensors become ids through `tensor_id`.
@@ -171,7 +172,6 @@ Arg ArgOfValue(const c10::IValue& v, const c10::Type* type, const TensorId& tens
   if (v.isGenerator()) return Arg::Text(K::kOpaque, "Generator");
   return Arg::Text(K::kOpaque, v.tagKind());
 }
-
 
 using ParameterNames = std::unordered_map<const c10::TensorImpl*, std::string>;
 

@@ -83,7 +83,8 @@ std::string BackendList(const std::vector<Backend>& backends) {
   return out.empty() ? "none" : out;
 }
 
-const Backend* ChooseBackend(const std::vector<Backend>& backends, const std::string& want, std::string* err) {
+const Backend* ChooseBackend(const std::vector<Backend>& backends, const std::string& want,
+                             std::string* err) {
   if (backends.empty()) {
     *err = "this cautograd was built with no libtorch backend; " + HowToAddBackend("PYTHON");
     return nullptr;

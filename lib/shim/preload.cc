@@ -85,8 +85,10 @@ void RealPath(const char* path, char (&out)[PATH_MAX]) {
 
 void DirName(char* path) {
   char* slash = std::strrchr(path, '/');
-  if (!slash) std::strcpy(path, ".");
-  else slash[slash == path ? 1 : 0] = '\0';
+  if (!slash)
+    std::strcpy(path, ".");
+  else
+    slash[slash == path ? 1 : 0] = '\0';
 }
 
 // "process <pid> (<exe>)", for messages.
@@ -142,7 +144,8 @@ int Decide() {
     DirName(found_real);
     DirName(wanted_real);
     Say("cautograd: %s uses libtorch from %s, not the one this recording is for (%s); "
-        "its backward calls are not recorded\n", process, found_real, wanted_real);
+        "its backward calls are not recorded\n",
+        process, found_real, wanted_real);
     return kInert;
   } else if (void* handle = RealDlopen()(shim, RTLD_NOW | RTLD_LOCAL)) {
     g_wrap.store(reinterpret_cast<WrapFn>(dlsym(handle, "cautograd_shim_wrap_compiled_autograd")));
@@ -302,18 +305,18 @@ CAUTOGRAD_EXPORT int cautograd_preload_active(void) {
 // Node as const c10::intrusive_ptr<Node>& (libtorch 2.13 on) or as
 // const std::shared_ptr<Node>& (2.x before): std::vector<at::Tensor> (*)(
 // const <ptr to Node>&, const GraphTask&, bool, const std::vector<Edge>&).
-#define CAUTOGRAD_SET_COMPILED_AUTOGRAD_INTRUSIVE                                                    \
+#define CAUTOGRAD_SET_COMPILED_AUTOGRAD_INTRUSIVE                                                        \
   "_ZN5torch8autograd6Engine21set_compiled_autogradEPFSt6vectorIN2at6TensorESaIS4_EERKN3c1013intrusive_" \
-  "ptrINS0_4NodeENS7_6detail34intrusive_target_default_null_typeIS9_EEEERKNS0_9GraphTaskEbRKS2_INS0_"   \
+  "ptrINS0_4NodeENS7_6detail34intrusive_target_default_null_typeIS9_EEEERKNS0_9GraphTaskEbRKS2_INS0_"    \
   "4EdgeESaISJ_EEE"
-#define CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED                                                       \
+#define CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED                                                     \
   "_ZN5torch8autograd6Engine21set_compiled_autogradEPFSt6vectorIN2at6TensorESaIS4_EERKSt10shared_" \
   "ptrINS0_4NodeEERKNS0_9GraphTaskEbRKS2_INS0_4EdgeESaISF_EEE"
 
-CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradIntrusive(void* fn)
-    __asm__(CAUTOGRAD_SET_COMPILED_AUTOGRAD_INTRUSIVE);
-CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradShared(void* fn)
-    __asm__(CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED);
+CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradIntrusive(void* fn) __asm__(
+    CAUTOGRAD_SET_COMPILED_AUTOGRAD_INTRUSIVE);
+CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradShared(void* fn) __asm__(
+    CAUTOGRAD_SET_COMPILED_AUTOGRAD_SHARED);
 
 CAUTOGRAD_EXPORT void CautogradSetCompiledAutogradIntrusive(void* fn) {
   static std::atomic<cautograd::SetCompiledAutogradFn> real{nullptr};

@@ -133,5 +133,6 @@ void CompiledCallEnds() {
 // libcautograd_preload.so interposes Engine::set_compiled_autograd and
 // hands libtorch what this returns instead of compiled autograd's function.
 extern "C" __attribute__((visibility("default"))) void* cautograd_shim_wrap_compiled_autograd(void* fn) {
-  return cautograd::compat::WrapCompiledAutograd(fn, cautograd::CompiledCallStarts, cautograd::CompiledCallEnds);
+  return cautograd::compat::WrapCompiledAutograd(fn, cautograd::CompiledCallStarts,
+                                                 cautograd::CompiledCallEnds);
 }

@@ -76,7 +76,8 @@ void ForEachPreHook(ta::Node& fn, const F& f) {
 // inside VariableHooks::retain_grad, which its name shows). False when
 // `hook`, whose demangled type is `type`, is no such holder. The holders'
 // typeinfo is not exported by libtorch, hence the test by name.
-inline bool CppHookTargets(ta::FunctionPreHook& hook, const std::string& type, std::vector<std::string>* targets) {
+inline bool CppHookTargets(ta::FunctionPreHook& hook, const std::string& type,
+                           std::vector<std::string>* targets) {
   targets->clear();
 #if CAUTOGRAD_TORCH_AT_LEAST(2, 0)
   if (type == "torch::autograd::CppFunctionTensorPreHook") {

@@ -97,9 +97,8 @@ const char* HookKindName(Hook::Kind kind) {
 }
 
 bool ParseHookKind(const std::string& name, Hook::Kind* kind) {
-  for (Hook::Kind k :
-       {Hook::Kind::kTensorPreHook, Hook::Kind::kRetainGrad, Hook::Kind::kPreHook, Hook::Kind::kPostHook,
-        Hook::Kind::kPostAccumulateGrad}) {
+  for (Hook::Kind k : {Hook::Kind::kTensorPreHook, Hook::Kind::kRetainGrad, Hook::Kind::kPreHook,
+                       Hook::Kind::kPostHook, Hook::Kind::kPostAccumulateGrad}) {
     if (name == HookKindName(k)) {
       *kind = k;
       return true;
