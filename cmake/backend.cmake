@@ -68,6 +68,8 @@ function(cautograd_backend)
   foreach(t bridge recorder replay models shim backend)
     cautograd_target(cautograd_${t}_${id})
   endforeach()
+  # Installed, they still find the wheel's libraries (the build tree's RUNPATH would be dropped).
+  set_target_properties(cautograd_backend_${id} cautograd_shim_${id} PROPERTIES INSTALL_RPATH "${libdir}")
   add_dependencies(cautograd cautograd_backend_${id} cautograd_shim_${id})
 
   file(WRITE ${dir}/backend.txt
