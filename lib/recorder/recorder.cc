@@ -88,7 +88,7 @@ struct Recorder::State : rec::CallAnnouncer {
       if (!t.defined()) continue;
       compat::NodePtr fn = t.grad_fn();
       if (!fn) continue;
-      forward_nodes.insert_or_assign({fn->sequence_nr(), fn->thread_id()}, compat::Weaken(fn));
+      forward_nodes.insert_or_assign({fn->sequence_nr(), fn->thread_id()}, compat::WeakNodePtr(fn));
     }
     if (forward_nodes.size() >= forward_sweep_at) {
       for (auto it = forward_nodes.begin(); it != forward_nodes.end();)
@@ -195,7 +195,7 @@ struct Recorder::State : rec::CallAnnouncer {
     UpdateCallbacks();  // the light callback goes out; the heavy one comes in for a chosen call
     if (a->selected && root) {
       std::lock_guard<std::mutex> forward_lock(forward_mu);
-      forward_nodes.insert_or_assign({root->sequence_nr(), root->thread_id()}, compat::Weaken(root));
+      forward_nodes.insert_or_assign({root->sequence_nr(), root->thread_id()}, compat::WeakNodePtr(root));
     }
   }
 

@@ -9,8 +9,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,7 +96,6 @@ bool FindProgramTorch(const std::vector<std::string>& command, ProgramTorch* tor
     *err = "command not found '" + command[0] + "'";
     return false;
   }
-  torch->program = path;
   std::string python = PythonOf(path, command[0]);
   if (!python.empty()) {
     std::string out;

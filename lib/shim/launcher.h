@@ -30,7 +30,6 @@ struct ProgramTorch {
   std::string libc10;   // realpath of the libc10 it will load
   std::string version;  // torch.__version__, for a Python
   std::string python;   // the interpreter, for a Python
-  std::string program;  // COMMAND[0] as found in PATH
 };
 
 // For a Python (by name or #! line): asks it to import torch and say its

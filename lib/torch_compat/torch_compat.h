@@ -36,11 +36,9 @@ namespace ta = torch::autograd;
 #if CAUTOGRAD_TORCH_AT_LEAST(2, 13)
 using NodePtr = c10::intrusive_ptr<ta::Node>;
 using WeakNodePtr = c10::weak_intrusive_ptr<ta::Node>;
-inline WeakNodePtr Weaken(const NodePtr& node) { return WeakNodePtr(node); }
 #else
 using NodePtr = std::shared_ptr<ta::Node>;
 using WeakNodePtr = std::weak_ptr<ta::Node>;
-inline WeakNodePtr Weaken(const NodePtr& node) { return WeakNodePtr(node); }
 #endif
 
 // Where a pre-hook sits, which is what it hooks. The engine runs tensor
