@@ -107,6 +107,38 @@ bool ParseHookKind(const std::string& name, Hook::Kind* kind) {
   return false;
 }
 
+const char* CaSizeOriginName(CaSize::Origin origin) {
+  return origin == CaSize::Origin::kEdge ? "edge" : "state";
+}
+
+const char* CaRanName(CompiledAutogradKey::Ran ran) {
+  switch (ran) {
+    case CompiledAutogradKey::Ran::kNone:
+      return "none";
+    case CompiledAutogradKey::Ran::kEager:
+      return "eager";
+    case CompiledAutogradKey::Ran::kCompiled:
+      return "compiled";
+  }
+  return "?";
+}
+
+bool ParseCaRan(const std::string& name, CompiledAutogradKey::Ran* ran) {
+  for (auto r : {CompiledAutogradKey::Ran::kEager, CompiledAutogradKey::Ran::kCompiled}) {
+    if (name == CaRanName(r)) {
+      *ran = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+int64_t CompiledAutogradKey::num_sizes() const {
+  int64_t n = 0;
+  for (const CaNode& node : nodes) n += int64_t(node.sizes.size());
+  return n;
+}
+
 const char* PhaseName(Op::Phase phase) {
   switch (phase) {
     case Op::Phase::kEngine:

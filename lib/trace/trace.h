@@ -258,6 +258,56 @@ struct Guards {
   std::vector<GuardSize> sizes;
 };
 
+// Compiled autograd's own key for one backward call (PyTorch 2.4+), from the
+// walk compiled autograd makes over the graph before it looks in its cache
+// (docs/trace-format.md, "compiled_autograd"). Recorded, not derivable: the
+// key bytes come from each node's own compiled_args in libtorch.
+struct CaSize {
+  int64_t value = 0;
+  // Compiled autograd keeps it static even when sizes start dynamic.
+  bool forced_static = false;
+  // Where it comes from: kEdge, the shape compiled autograd checks a
+  // gradient against before passing it on (dimension `dim` of the input
+  // metadata of the node's next edge `edge`); kState, a size the node
+  // keeps itself (its `dim`-th; a saved tensor's geometry, an element count).
+  enum class Origin { kState, kEdge };
+  Origin origin = Origin::kState;
+  int64_t edge = -1;
+  int64_t dim = 0;
+};
+const char* CaSizeOriginName(CaSize::Origin origin);
+
+struct CaNode {
+  int64_t node = -1;  // node id in the call; -1: a GraphRoot that is not one of the call's nodes
+  int64_t id = 0;     // compiled autograd's NodeCall id (differs from the position when outputs are marked first)
+  std::string type;   // Node::name(), as its log prints it
+  bool needed = true;
+  int64_t key_size = 0;
+  uint64_t key_hash = 0;  // FNV-1a 64 of the key bytes
+  int64_t tensors = 0;    // tensors lifted first at this node
+  int64_t scalars = 0;    // scalars lifted at this node
+  int64_t hooks = 0;      // Python objects (hooks, Python Functions) lifted at this node
+  std::vector<CaSize> sizes;
+};
+
+struct CompiledAutogradKey {
+  enum class Ran { kNone, kEager, kCompiled };
+  // kNone: not recorded (libtorch before 2.4, or a trace without it); kEager:
+  // computed at the start of an eager call; kCompiled: the call ran under
+  // compiled autograd and the key was read as it started.
+  Ran ran = Ran::kNone;
+  std::vector<CaNode> nodes;  // walk order: nodes[i] is "NodeCall i" in compiled autograd's log
+  // Compiled autograd cannot run this graph: its message, and the position
+  // of the node it came from (nodes holds those before it).
+  std::string error;
+  int64_t error_at = -1;
+
+  bool present() const { return ran != Ran::kNone; }
+  int64_t num_sizes() const;
+};
+const char* CaRanName(CompiledAutogradKey::Ran ran);
+bool ParseCaRan(const std::string& name, CompiledAutogradKey::Ran* ran);
+
 struct Call {
   int64_t index = 0;
   std::string api;  // "backward" or "grad"
@@ -270,6 +320,7 @@ struct Call {
   std::vector<StorageInfo> storages;
   std::vector<Value> values;
   Guards guards;
+  CompiledAutogradKey compiled_autograd;
   double duration_us = 0;
   double start_unix_s = 0;
 };

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lib/trace/ca_key_io.h"
 #include "lib/trace/encoding.h"
 
 namespace cautograd {
@@ -226,7 +227,13 @@ class TraceParser {
     if (!Object(*g, gp)) return false;
     for (int s = kGuardNodes; s < kSections; ++s)
       if (!ParseSection(s, *g, gp, streamed[size_t(s)], call)) return false;
-    return true;
+    auto ca = c.find("compiled_autograd");
+    if (ca == c.end()) return true;
+    std::string where, what;
+    if (ParseCompiledAutogradKey(*ca, *call, &call->compiled_autograd, &where, &what)) return true;
+    const Path cp = p.Key("compiled_autograd");
+    *err_ = source_ + ": " + cp.Render() + (where.empty() ? "" : "." + where) + ": " + what;
+    return false;
   }
 
  private:

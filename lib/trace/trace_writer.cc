@@ -3,6 +3,7 @@
 // on the recorded program's critical path. Layout: one record (node, op,
 // tensor, value, guard entry) per line, so traces diff well in git.
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <string>
 
@@ -261,6 +262,65 @@ void Records(Writer& w, const char* key, const std::vector<T>& items, F write) {
   w.Close(']');
 }
 
+void WriteCompiledAutograd(Writer& w, const CompiledAutogradKey& ca) {
+  w.Key("compiled_autograd");
+  w.Open('{');
+  w.Key("ran");
+  w.Str(CaRanName(ca.ran));
+  w.Key("error");
+  if (ca.error.empty())
+    w.Null();
+  else
+    w.Str(ca.error);
+  w.Key("error_at");
+  w.Int(ca.error_at);
+  Records(w, "nodes", ca.nodes, [&](const CaNode& n) {
+    w.Key("node");
+    w.Int(n.node);
+    w.Key("id");
+    w.Int(n.id);
+    w.Key("type");
+    w.Str(n.type);
+    w.Key("needed");
+    w.Bool(n.needed);
+    w.Key("key_size");
+    w.Int(n.key_size);
+    w.Key("key_hash");
+    char hash[17];
+    std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(n.key_hash));
+    w.Str(hash);
+    w.Key("tensors");
+    w.Int(n.tensors);
+    w.Key("scalars");
+    w.Int(n.scalars);
+    w.Key("hooks");
+    w.Int(n.hooks);
+    w.Key("sizes");
+    w.Open('[');
+    for (const CaSize& size : n.sizes) {
+      w.Next();
+      w.Open('{');
+      w.Key("value");
+      w.Int(size.value);
+      w.Key("from");
+      w.Str(CaSizeOriginName(size.origin));
+      if (size.origin == CaSize::Origin::kEdge) {
+        w.Key("edge");
+        w.Int(size.edge);
+      }
+      w.Key("dim");
+      w.Int(size.dim);
+      if (size.forced_static) {
+        w.Key("forced_static");
+        w.Bool(true);
+      }
+      w.Close('}');
+    }
+    w.Close(']');
+  });
+  w.Close('}');
+}
+
 void WriteCall(Writer& w, const Call& call) {
   w.Open('{');
   w.Key("index");
@@ -465,6 +525,8 @@ void WriteCall(Writer& w, const Call& call) {
   const Guards& g = call.guards;
   w.Key("guards");
   w.Open('{');
+  w.Key("source");
+  w.Str(call.compiled_autograd.present() ? "compiled_autograd" : "simulated");
   Records(w, "nodes", g.nodes, [&](const GuardNode& n) {
     w.Key("node");
     w.Int(n.node);
@@ -519,6 +581,10 @@ void WriteCall(Writer& w, const Call& call) {
     w.Int(s.value);
   });
   w.Close('}');
+  if (call.compiled_autograd.present()) {
+    w.Line();
+    WriteCompiledAutograd(w, call.compiled_autograd);
+  }
   w.Close('}');
 }
 
