@@ -28,6 +28,7 @@ function(cautograd_backend)
 
   add_library(cautograd_recorder_${id} STATIC
     lib/recorder/call_recorder.cc
+    lib/torch_compat/ca_walk.cc
     lib/recorder/engine_hook.cc
     lib/recorder/hooks.cc
     lib/recorder/op_capture.cc
@@ -105,6 +106,15 @@ function(cautograd_backend)
                      $<TARGET_FILE:train_cpp_${id}>)
     set_tests_properties(e2e-torch-${B_VERSION} PROPERTIES TIMEOUT 900
                          ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION};CAUTOGRAD_TEST_PYTHON=${B_PYTHON}")
+
+    # Compiled autograd itself as the reference (tests/conformance): where
+    # it exists, on a backend with a Python.
+    if(B_PYTHON AND B_VERSION VERSION_GREATER_EQUAL 2.4)
+      add_test(NAME conformance-torch-${B_VERSION}
+               COMMAND bash ${PROJECT_SOURCE_DIR}/tests/conformance/run.sh $<TARGET_FILE:cautograd> ${B_PYTHON}
+                       ${B_VERSION})
+      set_tests_properties(conformance-torch-${B_VERSION} PROPERTIES TIMEOUT 1200)
+    endif()
   endif()
   set_property(GLOBAL APPEND PROPERTY CAUTOGRAD_BACKENDS "${B_VERSION}")
   set_property(GLOBAL APPEND PROPERTY CAUTOGRAD_BACKEND_PYTHONS "${B_PYTHON}")

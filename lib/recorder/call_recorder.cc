@@ -7,6 +7,8 @@
 #include <torch/csrc/autograd/functions/accumulate_grad.h>
 
 #include "lib/bridge/tensor_bytes.h"
+#include "lib/recorder/python_hooks.h"
+#include "lib/torch_compat/ca_walk.h"
 
 namespace cautograd {
 namespace rec {
@@ -215,6 +217,32 @@ void CallRecorder::InitGraph(const std::unordered_set<ta::Node*>& in_graph, ta::
   }
 }
 
+void CallRecorder::WalkCompiledAutogradKey(const at::RecordFunction& fn) {
+  compat::CaWalkStart start;
+  ta::Node* current = compat::CurrentNode();
+  if (!current) return;
+  if (std::strcmp(fn.name(), kGraphRoot) == 0) {
+    start.graph_root = compat::SharedFrom(current);
+  } else {
+    // A single root: compiled autograd puts a GraphRoot over it, with the
+    // gradient the call starts from.
+    const auto& inputs = fn.inputs();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i].isTensor() || !inputs[i].toTensor().defined()) continue;
+      start.root_edges.emplace_back(compat::SharedFrom(current), uint32_t(i));
+      start.grads.push_back(inputs[i].toTensor());
+    }
+  }
+  start.exec_info = ta::get_current_graph_task_exec_info();
+  start.outputs_from_exec_info = true;
+  PythonGilScope gil;  // Python Functions and hooks give their keys from Python
+  call.compiled_autograd = compat::WalkCompiledAutograd(start, [this](const ta::Node* n) {
+    const int64_t* id = node_ids.Find(n);
+    return id ? *id : int64_t(-1);
+  });
+  if (!call.compiled_autograd.error.empty()) gil.ClearError();
+}
+
 std::vector<EvalFrame::Candidate> CallRecorder::AccumulateCandidates(const at::Tensor& grad) {
   std::vector<EvalFrame::Candidate> out;
   for (size_t id = 0; id < nodes.size(); ++id) {
@@ -251,6 +279,7 @@ void CallRecorder::NodeStarted(const at::RecordFunction& fn, EvalFrame* eval) {
     compat::NodePtr root;
     if (!graph_root && forward_node) root = forward_node(uint64_t(fn.seqNr()), fn.forwardThreadId());
     InitGraph(*task, root.get());
+    if (ca_key) WalkCompiledAutogradKey(fn);
   }
   if (graph_root) return;  // a dummy node the engine makes for several roots
   std::vector<at::Tensor> inputs;

@@ -56,6 +56,7 @@ struct CallRecorder {
   bool done = false;      // Complete() ran: the call's data is final
   bool finished = false;  // the engine's final callback ran
   ValuesMode values = ValuesMode::kInts;
+  bool ca_key = false;  // also record compiled autograd's key (lib/torch_compat/ca_walk.h)
   std::mutex mu;
   Call call;
   Clock::time_point t0;
@@ -127,6 +128,9 @@ struct CallRecorder {
   ThreadFrames* last_frames = nullptr;
 
   int64_t AddNode(ta::Node* fn);
+  // At the call's first node, before it runs: compiled autograd's key walk
+  // from where this call starts.
+  void WalkCompiledAutogradKey(const at::RecordFunction& fn);
 
   // The hooks `fn` carries, into `n` (lib/recorder/hooks.cc).
   static void AddHooks(ta::Node* fn, Node* n);

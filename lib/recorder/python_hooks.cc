@@ -111,3 +111,22 @@ bool PythonDictNames(void* dict, std::vector<std::string>* names) { return Names
 bool PythonInProcess() { return Api().is_initialized != nullptr; }
 
 }  // namespace cautograd
+
+namespace cautograd {
+
+PythonGilScope::PythonGilScope() {
+  const PythonApi& api = Api();
+  if (!api.ready()) return;
+  state_ = api.gil_ensure();
+  held_ = true;
+}
+
+PythonGilScope::~PythonGilScope() {
+  if (held_) Api().gil_release(state_);
+}
+
+void PythonGilScope::ClearError() {
+  if (held_) Api().err_clear();
+}
+
+}  // namespace cautograd

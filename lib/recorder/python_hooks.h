@@ -24,6 +24,22 @@ bool PythonPostHookNames(torch::autograd::FunctionPostHook& hook, std::vector<st
 // The same, for a Python hook's dict found by other means (lib/torch_compat).
 bool PythonDictNames(void* dict, std::vector<std::string>* names);
 
+// Holds the GIL for its lifetime where a Python interpreter is running in
+// this process (libtorch's Python objects need it); does nothing elsewhere.
+class PythonGilScope {
+ public:
+  PythonGilScope();
+  ~PythonGilScope();
+  PythonGilScope(const PythonGilScope&) = delete;
+  PythonGilScope& operator=(const PythonGilScope&) = delete;
+  // Drops the Python error a failed call into Python left set.
+  void ClearError();
+
+ private:
+  bool held_ = false;
+  int state_ = 0;
+};
+
 // Whether a Python interpreter is linked into this process (running or
 // not yet started): Python's backward runs through its own engine.
 bool PythonInProcess();

@@ -18,6 +18,7 @@
 #include "lib/recorder/call_recorder.h"
 #include "lib/recorder/engine_hook.h"
 #include "lib/recorder/python_hooks.h"
+#include "lib/torch_compat/ca_walk.h"
 #include "lib/trace/guards.h"
 #include "lib/trace/meta.h"
 #include "lib/trace/op_semantics.h"
@@ -271,6 +272,7 @@ struct Recorder::State : rec::CallAnnouncer {
     c->task = task;
     c->t0 = Clock::now();
     c->values = options.values;
+    c->ca_key = options.compiled_autograd_key && compat::CaWalkAvailable();
     c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
     if (Announcement* a = MatchAnnouncement(task)) {
       a->call = c;
@@ -301,6 +303,25 @@ struct Recorder::State : rec::CallAnnouncer {
     // done: that is where the call ends.
     ta::Engine::get_default_engine().queue_callback([this, c] { Finished(c); });
     return c;
+  }
+
+  std::shared_ptr<const ParameterNames> names_shared() const { return names; }
+
+  // A call recorded whole at once (one compiled autograd ran): numbered
+  // and handed out as Finished does.
+  void Deliver(Call call) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (disabled || stopped) return;
+      call.index = calls_completed++;
+    }
+    call.guards = ComputeGuards(call);
+    if (options.on_call) options.on_call(call);
+    if (options.keep_calls) {
+      std::lock_guard<std::mutex> lock(mu);
+      trace.calls.push_back(std::move(call));
+      deferred_parts.emplace_back();
+    }
   }
 
   void Finished(CallRecorder* c) {
@@ -616,6 +637,74 @@ void Recorder::BeginUnrecordableCall(const std::string& why) {
 
 void Recorder::EndUnrecordableCall() {
   if (t_unrecordable > 0) --t_unrecordable;
+}
+
+namespace {
+// The compiled call this thread runs, recorded at its start, delivered at its end.
+thread_local std::unique_ptr<Call> t_compiled_call;
+thread_local Clock::time_point t_compiled_start;
+}  // namespace
+
+void Recorder::BeginCompiledCall(const compat::NodePtr& root, const void* task_ptr,
+                                 const std::vector<ta::Edge>& outputs) {
+  ++t_unrecordable;
+  t_compiled_call.reset();
+  State* st = state_.get();
+  bool selected = false;
+  int64_t index = -1;
+  {
+    std::lock_guard<std::mutex> lock(st->mu);
+    if (st->disabled || st->stopped) return;
+    selected = st->NextMaySelect();
+    index = st->calls_seen++;
+    if (selected) ++st->calls_recorded;
+  }
+  if (!selected || !root) return;
+  const auto& task = *static_cast<const ta::GraphTask*>(task_ptr);
+  BusyGuard busy;
+  try {
+    CallRecorder c;
+    c.t0 = Clock::now();
+    c.values = st->options.values;
+    c.deferred.owed = true;
+    {
+      std::lock_guard<std::mutex> lock(st->mu);
+      c.deferred.names = st->names_shared();
+    }
+    // The engine's graph task holds every node but the GraphRoot it made.
+    c.InitGraph(task.nodes_in_graph_, nullptr);
+    compat::CaWalkStart start;
+    start.graph_root = root;
+    start.exec_info = &task.exec_info_;
+    start.outputs = outputs;
+    start.ran = CompiledAutogradKey::Ran::kCompiled;
+    {
+      PythonGilScope gil;
+      c.call.compiled_autograd = compat::WalkCompiledAutograd(start, [&c](const ta::Node* n) {
+        const int64_t* id = c.node_ids.Find(n);
+        return id ? *id : int64_t(-1);
+      });
+      if (!c.call.compiled_autograd.error.empty()) gil.ClearError();
+    }
+    c.deferred.WriteInto(&c.call);
+    c.call.index = index;
+    c.call.api = outputs.empty() ? "backward" : "grad";
+    c.call.keep_graph = task.keep_graph_;
+    c.call.start_unix_s =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    t_compiled_call = std::make_unique<Call>(std::move(c.call));
+    t_compiled_start = Clock::now();
+  } catch (const std::exception& e) {
+    st->Disable(std::string("cannot record a call compiled autograd runs: ") + e.what());
+  }
+}
+
+void Recorder::EndCompiledCall() {
+  if (t_unrecordable > 0) --t_unrecordable;
+  std::unique_ptr<Call> call = std::move(t_compiled_call);
+  if (!call) return;
+  call->duration_us = Micros(t_compiled_start, Clock::now());
+  state_->Deliver(std::move(*call));
 }
 
 Meta RecorderMeta(ValuesMode values) {

@@ -25,6 +25,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "lib/torch_compat/torch_compat.h"
 #include "lib/trace/call_filter.h"
 #include "lib/trace/trace.h"
 
@@ -45,6 +46,10 @@ struct RecorderOptions {
   // (see Recorder::BeginUnrecordableCall), with its index and why, on the
   // thread that runs it. Must not throw.
   std::function<void(int64_t index, const std::string& why)> on_skipped;
+  // Also record, per call, compiled autograd's own cache key (PyTorch 2.4+;
+  // docs/trace-format.md, "compiled_autograd"). Costs one more walk of the
+  // graph at the start of each recorded call.
+  bool compiled_autograd_key = true;
 };
 
 // The meta block of a trace this process writes: tool and libtorch
@@ -77,6 +82,17 @@ class Recorder {
   // are not looked at, let alone recorded. Calls nest.
   void BeginUnrecordableCall(const std::string& why);
   void EndUnrecordableCall();
+
+  // A backward call compiled autograd is about to run on this thread, with
+  // what it runs from (Engine::set_compiled_autograd's function's
+  // arguments; the shim's wrapper passes them on). If the call is selected,
+  // its graph and compiled autograd's key (read as compiled autograd reads
+  // it, before it looks in its cache) are recorded, marked as run by
+  // compiled autograd: no node runs eagerly, so there are no ops. Until
+  // EndCompiledCall this thread's ops are not looked at (on a cache miss
+  // they trace fake tensors). `task` is a torch::autograd::GraphTask.
+  void BeginCompiledCall(const compat::NodePtr& root, const void* task, const std::vector<torch::autograd::Edge>& outputs);
+  void EndCompiledCall();
 
   // Stops recording and returns what was recorded. meta.tool_version,
   // libtorch_version, time, host and values are filled; command and seed are

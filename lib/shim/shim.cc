@@ -13,9 +13,9 @@
 //   CAUTOGRAD_MAX_CALLS  stop recording after this many calls in this process
 //
 // A failure of the shim never stops the program: it says why on stderr,
-// once, and stops recording. A backward call that compiled autograd runs
-// cannot be recorded yet: each one is named on stderr, and no op of it is
-// looked at (its cache misses pass fake tensors).
+// once, and stops recording. A backward call that compiled autograd runs is
+// recorded as its graph and compiled autograd's key, without ops (none
+// runs eagerly; a cache miss traces fake tensors, which are not looked at).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -115,16 +115,12 @@ __attribute__((constructor)) void StartShim() {
   std::atexit(StopAtExit);
 }
 
-constexpr const char* kCompiledAutograd =
-    "it runs under compiled autograd, which cautograd does not record yet (to record it, run that step "
-    "without torch._dynamo.config.compiled_autograd or compiled_autograd._enable)";
-
-void CompiledCallStarts() {
-  if (g_shim && g_shim->recorder) g_shim->recorder->BeginUnrecordableCall(kCompiledAutograd);
+void CompiledCallStarts(const compat::NodePtr& root, const void* task, const torch::autograd::edge_list& outputs) {
+  if (g_shim && g_shim->recorder) g_shim->recorder->BeginCompiledCall(root, task, outputs);
 }
 
 void CompiledCallEnds() {
-  if (g_shim && g_shim->recorder) g_shim->recorder->EndUnrecordableCall();
+  if (g_shim && g_shim->recorder) g_shim->recorder->EndCompiledCall();
 }
 
 }  // namespace

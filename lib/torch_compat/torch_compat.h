@@ -8,12 +8,15 @@
 //     node's pre_hooks() (one CppFunctionPreHook per variable for C++
 //     hooks); 2.x has tensor_pre_hooks(), retains_grad_hooks() and, on
 //     AccumulateGrad, post-accumulate-grad hooks;
-//   - how an input's shape is read: public in 2.x, private in 1.13.
+//   - how an input's shape is read: public in 2.x, private in 1.13;
+//   - compiled autograd's key walk: 2.4+ only (ca_walk.h, the one other
+//     file here).
 #pragma once
 
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/Functions.h>
@@ -40,6 +43,24 @@ using WeakNodePtr = c10::weak_intrusive_ptr<ta::Node>;
 using NodePtr = std::shared_ptr<ta::Node>;
 using WeakNodePtr = std::weak_ptr<ta::Node>;
 #endif
+
+// An owning pointer to a node that is alive (held elsewhere), and a new node.
+inline NodePtr SharedFrom(ta::Node* node) {
+#if CAUTOGRAD_TORCH_AT_LEAST(2, 13)
+  return c10::intrusive_ptr<ta::Node>::reclaim_copy(node);
+#else
+  return node->shared_from_this();
+#endif
+}
+
+template <typename T, typename... Args>
+NodePtr MakeNode(Args&&... args) {
+#if CAUTOGRAD_TORCH_AT_LEAST(2, 13)
+  return c10::make_intrusive<T>(std::forward<Args>(args)...);
+#else
+  return std::make_shared<T>(std::forward<Args>(args)...);
+#endif
+}
 
 // Where a pre-hook sits, which is what it hooks. The engine runs tensor
 // hooks, then retain_grad's, then the node's own pre-hooks.
@@ -166,12 +187,15 @@ inline std::vector<int64_t> MetadataShape(const ta::InputMetadata& meta) {
 // Compiled autograd runs a backward call through one function that Python
 // hands to Engine::set_compiled_autograd (2.x; before 2.4 there is no such
 // entry point and nothing to wrap). WrapCompiledAutograd(fn, before, after)
-// returns the function to hand libtorch instead: it calls before(), fn,
-// then after() (also when fn throws). One fn per process, as in libtorch.
+// returns the function to hand libtorch instead: it calls before() with
+// what fn gets (the GraphRoot, the graph task, autograd.grad's output
+// edges), then fn, then after() (also when fn throws). One fn per process,
+// as in libtorch.
+using CompiledCallStarts = void (*)(const NodePtr& root, const void* graph_task, const ta::edge_list& outputs);
 #if CAUTOGRAD_TORCH_AT_LEAST(2, 4)
 namespace internal {
 inline std::atomic<ta::Engine::compiled_autograd_fn> compiled_fn{nullptr};
-inline std::atomic<void (*)()> compiled_before{nullptr};
+inline std::atomic<CompiledCallStarts> compiled_before{nullptr};
 inline std::atomic<void (*)()> compiled_after{nullptr};
 inline ta::variable_list CompiledAutogradWrapper(const NodePtr& root, const ta::GraphTask& task,
                                                  bool accumulate_grad, const ta::edge_list& outputs) {
@@ -180,13 +204,13 @@ inline ta::variable_list CompiledAutogradWrapper(const NodePtr& root, const ta::
       if (auto f = compiled_after.load()) f();
     }
   };
-  if (auto f = compiled_before.load()) f();
+  if (auto f = compiled_before.load()) f(root, &task, outputs);
   After after;
   return compiled_fn.load()(root, task, accumulate_grad, outputs);
 }
 }  // namespace internal
 
-inline void* WrapCompiledAutograd(void* fn, void (*before)(), void (*after)()) {
+inline void* WrapCompiledAutograd(void* fn, CompiledCallStarts before, void (*after)()) {
   auto wrapper = &internal::CompiledAutogradWrapper;
   if (!fn || fn == reinterpret_cast<void*>(wrapper)) return fn;
   internal::compiled_before = before;
@@ -195,7 +219,7 @@ inline void* WrapCompiledAutograd(void* fn, void (*before)(), void (*after)()) {
   return reinterpret_cast<void*>(wrapper);
 }
 #else
-inline void* WrapCompiledAutograd(void* fn, void (*)(), void (*)()) { return fn; }
+inline void* WrapCompiledAutograd(void* fn, CompiledCallStarts, void (*)()) { return fn; }
 #endif
 
 }  // namespace compat
