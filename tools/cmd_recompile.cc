@@ -1,6 +1,7 @@
 // cautograd recompile: compiled autograd's cache simulated over recorded
 // backward calls, with every miss's reasons; --emit prints the compiled
 // programs instead.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <set>
@@ -8,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "lib/recompile/ca_cache.h"
 #include "lib/recompile/cache_sim.h"
 #include "lib/recompile/compiled_program.h"
 #include "lib/recompile/reason_text.h"
@@ -40,7 +42,7 @@ class RecompileCommand : public Command {
  public:
   const char* name() const override { return "recompile"; }
   const char* description() const override {
-    return "Simulate compiled autograd's cache over recorded backward calls: hits, misses and why.";
+    return "Compiled autograd's cache over recorded backward calls: hits, misses and why.";
   }
 
   void AddFlags(CLI::App* app) override {
@@ -49,6 +51,11 @@ class RecompileCommand : public Command {
            "--dynamic", dynamic_,
            "auto: a size is static until it changes, then dynamic (PyTorch's default); static: every new "
            "size compiles; all: every size dynamic from the start")
+        ->capture_default_str();
+    app->add_option("--keys", keys_,
+                    "compiled_autograd: compiled autograd's own keys, recorded on PyTorch 2.4+; simulated: "
+                    "keys derived from the recorded ops (all a 1.13 trace has); auto: compiled_autograd "
+                    "where every call has them")
         ->capture_default_str();
     app->add_flag("--json", json_, "Print the simulation as JSON");
     app->add_option("--emit", emit_,
@@ -69,7 +76,32 @@ class RecompileCommand : public Command {
       if (!ReadTraceFile(paths_[i], &traces_[i], &err)) return Fail(name(), err, kExitBadInput);
       for (const Call& call : traces_[i].calls) calls.push_back({paths_[i], &call});
     }
-    const CacheSimulation sim = SimulateCache(calls, mode);
+    // Where some calls ran under compiled autograd, those are the calls its
+    // cache saw; the program's eager calls never went near it.
+    size_t compiled = 0;
+    for (const CacheCall& c : calls) compiled += c.call->compiled_autograd.ran == CompiledAutogradKey::Ran::kCompiled;
+    if (compiled > 0 && compiled < calls.size()) {
+      std::cerr << "cautograd recompile: " << compiled << " of " << calls.size()
+                << " calls ran under compiled autograd; the cache is those calls, the eager ones left out\n";
+      calls.erase(std::remove_if(calls.begin(), calls.end(),
+                                 [](const CacheCall& c) {
+                                   return c.call->compiled_autograd.ran != CompiledAutogradKey::Ran::kCompiled;
+                                 }),
+                  calls.end());
+    }
+    if (keys_ != "auto" && keys_ != "compiled_autograd" && keys_ != "simulated")
+      return Fail(name(), "unknown --keys '" + keys_ + "'; use auto, compiled_autograd or simulated",
+                  kExitBadInput);
+    const bool real = keys_ == "compiled_autograd" || (keys_ == "auto" && emit_.empty() && HaveRealKeys(calls));
+    if (keys_ == "compiled_autograd" && !HaveRealKeys(calls))
+      return Fail(name(),
+                  "--keys compiled_autograd: some calls have no compiled autograd key (recorded with libtorch "
+                  "before 2.4, or by an older cautograd); use --keys simulated",
+                  kExitBadInput);
+    if (real && !emit_.empty())
+      return Fail(name(), "--emit builds programs from the recorded ops: use it with --keys simulated",
+                  kExitBadInput);
+    const CacheSimulation sim = real ? SimulateRealCache(calls, mode) : SimulateCache(calls, mode);
     if (!emit_.empty()) {
       std::vector<CompiledProgram> programs;
       for (const CacheEntry& e : sim.entries) programs.push_back(BuildProgram(calls, sim, e.id));
@@ -95,6 +127,10 @@ class RecompileCommand : public Command {
  private:
   bool many_files() const { return paths_.size() > 1; }
 
+  static std::string KeysText(const CacheSimulation& sim) {
+    return sim.keys == "compiled_autograd" ? "compiled autograd's own keys" : "simulated keys";
+  }
+
   std::string CallName(const CacheCallResult& c) const {
     return "call " + std::to_string(c.call) + (many_files() ? " of " + c.source : "");
   }
@@ -102,8 +138,13 @@ class RecompileCommand : public Command {
   void PrintSimulation(const CacheSimulation& sim) {
     std::cout << (many_files() ? std::to_string(paths_.size()) + " traces" : paths_[0]) << ": "
               << Plural(int64_t(sim.calls.size()), "backward call") << " into one cache (--dynamic "
-              << DynamicModeName(sim.mode) << ")\n";
+              << DynamicModeName(sim.mode) << ", " << KeysText(sim) << ")\n";
     for (const CacheCallResult& c : sim.calls) {
+      if (!c.reasons.empty() && c.reasons[0].kind == MissReason::Kind::kUnsupported) {
+        std::cout << CallName(c) << ": UNSUPPORTED\n  - " << ReasonText(c.reasons[0]) << "\n    hint: "
+                  << ReasonHint(c.reasons[0]) << "\n";
+        continue;
+      }
       if (c.hit) {
         std::cout << CallName(c) << ": hit, entry " << c.entry << "\n";
         continue;
@@ -115,7 +156,7 @@ class RecompileCommand : public Command {
                 << " (" << Plural(c.nodes, "node") << ", " << Plural(c.sizes, "size input") << ")\n";
       std::string last_hint;
       for (const MissReason& r : c.reasons) {
-        std::cout << "  - " << ReasonText(r) << "\n";
+        std::cout << (r.explains ? "    because " : "  - ") << ReasonText(r) << "\n";
         std::string hint = ReasonHint(r);
         if (!hint.empty() && hint != last_hint) std::cout << "    hint: " << hint << "\n";
         last_hint = hint;
@@ -137,9 +178,13 @@ class RecompileCommand : public Command {
         std::cout << "  all of them (--dynamic all)\n";
         continue;
       }
+      // On compiled autograd's keys, sizes[k] counts the dynamic sizes (as its
+      // log does); k is their position among this entry's dynamic sizes.
+      int64_t k = 0;
       for (const EntrySize& s : e.sizes) {
         if (!s.dynamic) continue;
-        std::cout << "  sizes[" << s.input.index << "] = " << SizeInputText(s.input) << ": seen "
+        const int64_t index = sim.keys == "compiled_autograd" ? k++ : s.input.index;
+        std::cout << "  sizes[" << index << "] = " << SizeInputText(s.input) << ": seen "
                   << Values(s.seen) << "; dynamic since " << CallName(sim.calls[size_t(s.dynamic_since)])
                   << "\n";
       }
@@ -150,6 +195,7 @@ class RecompileCommand : public Command {
     json out;
     out["files"] = paths_;
     out["dynamic"] = DynamicModeName(sim.mode);
+    out["keys"] = sim.keys;
     out["calls"] = json::array();
     for (const CacheCallResult& c : sim.calls) {
       json jc = {{"file", c.source}, {"call", c.call},   {"result", c.hit ? "hit" : "miss"},
@@ -228,6 +274,11 @@ class RecompileCommand : public Command {
       j["new"] = r.new_value;
     }
     if (r.kind == MissReason::Kind::kSize) j["now_dynamic"] = r.now_dynamic;
+    if (r.kind == MissReason::Kind::kKey) {
+      j["key_size"] = r.key_size;
+      j["previous_key_sizes"] = r.previous_key_sizes;
+    }
+    if (r.explains) j["explains"] = true;
     put("log", r.log);
     put("hint", ReasonHint(r));
     return j;
@@ -414,6 +465,7 @@ class RecompileCommand : public Command {
   std::vector<std::string> paths_;
   std::vector<Trace> traces_;
   std::string dynamic_ = "auto";
+  std::string keys_ = "auto";
   std::string emit_;
   bool json_ = false;
 };

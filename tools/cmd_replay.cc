@@ -1,5 +1,6 @@
 // cautograd replay: re-execute a trace's ops offline and check the results
 // against the values it recorded.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -94,6 +95,25 @@ class ReplayCommand : public Command {
     std::string err;
     if (!IsThisBackend(torch_, &err)) return Fail(name(), err, kExitBadInput);
     if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    // A call compiled autograd ran has its graph and key but no ops: nothing
+    // ran eagerly, so there is nothing to replay.
+    auto ran_compiled = [](const Call& c) { return c.compiled_autograd.ran == CompiledAutogradKey::Ran::kCompiled; };
+    if (call_ >= 0 && call_ < int64_t(trace.calls.size()) && ran_compiled(trace.calls[size_t(call_)]))
+      return Fail(name(),
+                  path_ + ": call " + std::to_string(call_) +
+                      " ran under compiled autograd: the trace holds its graph and key, not its ops; replay "
+                      "an eager call, or record this step without compiled autograd",
+                  kExitBadInput);
+    if (call_ < 0) {
+      size_t before = trace.calls.size();
+      trace.calls.erase(std::remove_if(trace.calls.begin(), trace.calls.end(), ran_compiled), trace.calls.end());
+      if (trace.calls.size() != before)
+        std::cerr << "cautograd replay: " << (before - trace.calls.size()) << " of " << before
+                  << " calls ran under compiled autograd (graph and key only, no ops): not replayed\n";
+      if (trace.calls.empty() && before > 0)
+        return Fail(name(), path_ + ": every call ran under compiled autograd: nothing eager to replay",
+                    kExitBadInput);
+    }
     std::vector<std::vector<int64_t>> recorded_ops;
     if (compiled_ && !CompileTrace(path_, &trace, &recorded_ops, &err))
       return Fail(name(), err, kExitFailure);

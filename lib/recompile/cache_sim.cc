@@ -608,6 +608,10 @@ const char* ReasonKindName(MissReason::Kind kind) {
       return "size_count";
     case K::kSize:
       return "size";
+    case K::kKey:
+      return "key";
+    case K::kUnsupported:
+      return "unsupported";
   }
   return "?";
 }
@@ -697,6 +701,14 @@ std::string ReasonHint(const MissReason& r) {
       if (r.now_dynamic)
         return "once per size: it is dynamic from now on; pad to fixed sizes to avoid the recompile";
       return "--dynamic static compiles every new size; the default (auto) marks a changing size dynamic";
+    case K::kKey:
+      if (r.node_call == 0)
+        return "the call starts from other roots, gradients or requested inputs than the cached graphs";
+      return "the node's own state changed (its saved scalars, the metadata of what it saved or lifts, a "
+             "Python Function's key); compare the two calls with `cautograd diff`";
+    case K::kUnsupported:
+      return "compiled autograd raises on this call: run this step without it "
+             "(torch._dynamo.compiled_autograd._disable()), or replace the node or hook it names";
   }
   return "";
 }

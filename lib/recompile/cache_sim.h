@@ -37,6 +37,7 @@ struct CacheCall {
 // Where a size input (compiled autograd's sizes[index]) comes from.
 struct SizeInput {
   int64_t index = 0;       // position in the call's size inputs: "sizes[index]"
+  std::string where_text;  // on real keys: where it comes from, in words (SizeInputText)
   int64_t node_call = -1;  // the node's position in execution order ("NodeCall i")
   int64_t node = -1;       // node id in the call it was taken from
   std::string node_type;
@@ -62,6 +63,9 @@ struct MissReason {
     kScalar,       // a scalar argument of one of the node's ops changed
     kSizeCount,    // the node has another number of size inputs (a rank or a list length changed)
     kSize,         // a size input changed value
+    // Only on compiled autograd's own keys (SimulateRealCache):
+    kKey,          // no cached key for this node here: its key bytes differ (key_size, previous_key_sizes)
+    kUnsupported,  // compiled autograd cannot run this call (old_value: its message)
   };
   Kind kind = Kind::kCacheEmpty;
   int64_t node = -1;  // node id in the missing call
@@ -80,6 +84,14 @@ struct MissReason {
   std::string old_value, new_value;
   bool now_dynamic = false;  // kSize: the size is dynamic from this call on
   std::string log;           // the line compiled autograd's verbose log prints for it
+  // kKey: this node's key size now, and those of the keys cached for its
+  // type at this point (as compiled autograd's log lists them).
+  int64_t key_size = -1;
+  std::vector<int64_t> previous_key_sizes;
+  std::string where;  // kSize on real keys: where the size comes from, in words
+  // kKey: a reason cautograd's recorded details give for the key change at
+  // this node (a finer reason of the other kinds follows it in `reasons`).
+  bool explains = false;
 };
 
 // "cache_empty", "node_type", ...: the kind as JSON and docs name it.
@@ -119,6 +131,9 @@ struct CacheEntry {
 
 struct CacheSimulation {
   DynamicMode mode = DynamicMode::kAuto;
+  // "simulated": keys derived from the recorded calls (SimulateCache);
+  // "compiled_autograd": compiled autograd's own keys (SimulateRealCache).
+  std::string keys = "simulated";
   std::vector<CacheCallResult> calls;
   std::vector<CacheEntry> entries;
 

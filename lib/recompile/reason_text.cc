@@ -27,6 +27,7 @@ std::string NodeCallText(const std::string& type, int64_t node_call, const std::
 }
 
 std::string SizeInputText(const SizeInput& s) {
+  if (!s.where_text.empty()) return s.where_text;
   return SizeWhere(s.where.role, s.where.tensor, s.where.what, s.where.dim, s.op_name, s.where.op,
                    s.node_type, s.node_call, s.leaf);
 }
@@ -65,7 +66,20 @@ std::string ReasonText(const MissReason& r) {
         return node + ": " + TensorText(r.role, r.tensor) + " rank " + r.old_value + " -> " + r.new_value;
       return node + ": " + r.op_name + " argument '" + r.arg + "' length " + r.old_value + " -> " +
              r.new_value;
+    case K::kKey: {
+      std::string previous;
+      for (int64_t k : r.previous_key_sizes) previous += (previous.empty() ? "" : ", ") + std::to_string(k);
+      return "new key at " + node + ": key size " + std::to_string(r.key_size) +
+             (previous.empty() ? ", no cached key of this type here"
+                               : ", cached keys of this type here have sizes " + previous);
+    }
+    case K::kUnsupported:
+      return "compiled autograd cannot run this call" +
+             (r.node_type.empty() ? std::string() : " (at " + node + ")") + ": " + r.old_value;
     case K::kSize:
+      if (!r.where.empty())
+        return "sizes[" + std::to_string(r.size_index) + "] = " + r.where + ": " + r.old_value + " -> " +
+               r.new_value + (r.now_dynamic ? ", now dynamic" : ", stays static");
       return "sizes[" + std::to_string(r.size_index) + "] = " +
              SizeWhere(r.role, r.tensor, r.arg.empty() ? "size" : r.arg, r.dim, r.op_name, r.op, r.node_type,
                        r.node_call, r.leaf) +
