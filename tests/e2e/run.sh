@@ -254,18 +254,34 @@ contains "$tmp/out" "NegateBackward x1" show_two_functions
 expect 0 record_python_select -- "$bin" record --calls 1-5 --max-calls 2 -o "$tmp/py2.json" -- "$py" "$src/tests/programs/train.py"
 contains "$tmp/err" "2 backward calls of" record_python_select
 
-# Compiled autograd (2.x): each call it runs is named, none is recorded,
-# the eager calls around them are, and the program's results are its own.
+# Compiled autograd (2.x): each call it runs is recorded as its graph and
+# compiled autograd's key, the eager calls around them whole, and the
+# program's results are its own.
 if "$py" -c 'import sys, torch; sys.exit(int(torch.__version__.split(".")[0]) < 2)' 2>/dev/null; then
   "$py" "$src/tests/programs/compiled.py" >"$tmp/ca_plain.out" 2>/dev/null
   expect 0 record_compiled_autograd -- "$bin" record --values all -o "$tmp/ca.json" -- "$py" "$src/tests/programs/compiled.py"
   if diff -q "$tmp/out" "$tmp/ca_plain.out" >/dev/null; then ok; else bad "compiled autograd: the program's output changed under the recorder"; fi
-  contains "$tmp/err" "backward call 1 of process" record_compiled_autograd
-  contains "$tmp/err" "backward call 2 of process" record_compiled_autograd
-  if [ "$(grep -c 'not recorded: it runs under compiled autograd' "$tmp/err")" -eq 2 ]; then ok; else bad "compiled autograd: expected 2 lines naming skipped calls: $(cat "$tmp/err")"; fi
-  contains "$tmp/err" "2 backward calls of '$py' recorded to" record_compiled_autograd
+  contains "$tmp/err" "4 backward calls of '$py' recorded to" record_compiled_autograd
+  if /usr/bin/python3 -c '
+import json, sys
+calls = json.load(open(sys.argv[1]))["calls"]
+ran = [c.get("compiled_autograd", {}).get("ran") for c in calls]
+assert ran == ["eager", "compiled", "compiled", "compiled"], ran
+assert all(not c["ops"] for c in calls[1:]) and calls[0]["ops"], "compiled calls have no ops, the eager one has"
+assert calls[1]["compiled_autograd"]["nodes"][0]["type"] == "torch::autograd::GraphRoot"
+' "$tmp/ca.json"; then ok; else bad "compiled autograd: calls 1-3 should be recorded as run by compiled autograd"; fi
+  # recompile on that trace prints the lines compiled autograd logged in that very run.
+  expect 0 ca_logged -- env TORCH_LOGS=compiled_autograd_verbose "$bin" record -o "$tmp/ca_logged.json" -- "$py" "$src/tests/programs/compiled.py"
+  sed -n 's/.*\[__compiled_autograd_verbose\] \(Cache miss due to .*\)$/\1/p' "$tmp/err" >"$tmp/ca_real.log"
+  expect 0 recompile_ca_logged -- "$bin" recompile --json --dynamic all "$tmp/ca_logged.json"
+  /usr/bin/python3 -c 'import json,sys; [print(l) for c in json.load(open(sys.argv[1]))["calls"] for l in c["log"]]' "$tmp/out" >"$tmp/ca_ours.log"
+  if [ "$(wc -l <"$tmp/ca_real.log")" -eq 2 ] && diff "$tmp/ca_real.log" "$tmp/ca_ours.log" >/dev/null; then ok; else bad "recompile should print the 2 lines compiled autograd logged: real: $(cat "$tmp/ca_real.log") ours: $(cat "$tmp/ca_ours.log")"; fi
+  contains "$tmp/err" "3 of 4 calls ran under compiled autograd" recompile_ca_logged
   expect 0 replay_compiled_autograd -- "$bin" replay --check "$tmp/ca.json"
   contains "$tmp/out" "MATCH: " replay_compiled_autograd
+  contains "$tmp/err" "3 of 4 calls ran under compiled autograd (graph and key only, no ops): not replayed" replay_compiled_autograd
+  expect 2 replay_compiled_call -- "$bin" replay --call 1 "$tmp/ca.json"
+  contains "$tmp/err" "call 1 ran under compiled autograd" replay_compiled_call
 fi
 
 if [ -n "$train_cpp" ]; then
