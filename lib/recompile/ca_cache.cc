@@ -167,6 +167,24 @@ class RealCache {
     }
   }
 
+  // sizes[index] changed from `from` to `to`.
+  MissReason SizeReason(const Call& call, const CompiledAutogradKey& key, const FlatSize& f,
+                        const std::unordered_map<int64_t, int64_t>& positions, int64_t index, int64_t from,
+                        int64_t to) {
+    MissReason why;
+    why.kind = MissReason::Kind::kSize;
+    why.node = f.node->node;
+    why.node_type = f.node->type;
+    why.node_call = f.position;
+    why.leaf = LeafName(call, why.node);
+    why.size_index = index;
+    why.size_index_in_node = f.size->dim;
+    why.old_value = std::to_string(from);
+    why.new_value = std::to_string(to);
+    why.where = Where(call, key, f, positions);
+    return why;
+  }
+
   void CheckSizes(const Call& call, const CompiledAutogradKey& key,
                   const std::unordered_map<int64_t, int64_t>& positions, size_t at, bool logged,
                   CacheCallResult* r) {
@@ -199,18 +217,8 @@ class RealCache {
       if (changed && !was_dynamic) {
         hit = false;
         newly.push_back(dynamic_count);
-        MissReason why;
-        why.kind = MissReason::Kind::kSize;
-        why.node = sizes[i].node->node;
-        why.node_type = sizes[i].node->type;
-        why.node_call = sizes[i].position;
-        why.leaf = LeafName(call, why.node);
-        why.size_index = dynamic_count;
-        why.size_index_in_node = sizes[i].size->dim;
-        why.old_value = std::to_string(e.value);
-        why.new_value = std::to_string(value);
-        why.now_dynamic = mode_ != DynamicMode::kStatic;
-        why.where = Where(call, key, sizes[i], positions);
+        MissReason why = SizeReason(call, key, sizes[i], positions, dynamic_count, e.value, value);
+        why.now_dynamic = true;
         if (!logged) r->reasons.push_back(why);
         if (i < entry.sizes.size() && why.now_dynamic && !entry.sizes[i].dynamic) {
           entry.sizes[i].dynamic = true;
@@ -255,18 +263,8 @@ class RealCache {
       if (!logged && leaf->last_values.size() == values.size()) {
         for (size_t i = 0; i < values.size(); ++i) {
           if (values[i] == leaf->last_values[i]) continue;
-          MissReason why;
-          why.kind = MissReason::Kind::kSize;
-          why.node = sizes[i].node->node;
-          why.node_type = sizes[i].node->type;
-          why.node_call = sizes[i].position;
-          why.leaf = LeafName(call, why.node);
-          why.size_index = int64_t(i);
-          why.size_index_in_node = sizes[i].size->dim;
-          why.old_value = std::to_string(leaf->last_values[i]);
-          why.new_value = std::to_string(values[i]);
-          why.where = Where(call, key, sizes[i], positions);
-          r->reasons.push_back(why);
+          r->reasons.push_back(
+              SizeReason(call, key, sizes[i], positions, int64_t(i), leaf->last_values[i], values[i]));
         }
       }
       TrieNode shadow;
