@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <type_traits>
 #include <unordered_set>
 
 #include <c10/util/Exception.h>
@@ -91,14 +92,17 @@ std::string Message(const std::exception& e) {
 bool CaWalkAvailable() { return true; }
 
 namespace {
-ta::Node* Raw(ta::Node* p) { return p; }
+// A raw pointer in some 2.x releases, an owning pointer in others.
 template <typename P>
-ta::Node* Raw(const P& p) {
-  return p.get();
+ta::Node* RawNode(const P& node) {
+  if constexpr (std::is_pointer_v<P>)
+    return node;
+  else
+    return node.get();
 }
 }  // namespace
 
-ta::Node* CurrentNode() { return Raw(ta::get_current_node()); }
+ta::Node* CurrentNode() { return RawNode(ta::get_current_node()); }
 
 CompiledAutogradKey WalkCompiledAutograd(const CaWalkStart& start,
                                          const std::function<int64_t(const ta::Node*)>& node_id) {
