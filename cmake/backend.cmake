@@ -107,6 +107,14 @@ function(cautograd_backend)
     set_tests_properties(e2e-torch-${B_VERSION} PROPERTIES TIMEOUT 900
                          ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION};CAUTOGRAD_TEST_PYTHON=${B_PYTHON}")
 
+    # The shapes of graph ordinary training code builds, each recorded
+    # whole and replayed exactly (tests/programs/shapes).
+    if(B_PYTHON)
+      add_test(NAME shapes-torch-${B_VERSION}
+               COMMAND bash ${PROJECT_SOURCE_DIR}/tests/programs/shapes/run.sh $<TARGET_FILE:cautograd> ${B_PYTHON})
+      set_tests_properties(shapes-torch-${B_VERSION} PROPERTIES TIMEOUT 900 ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION}")
+    endif()
+
     # Compiled autograd itself as the reference (tests/conformance): where
     # it exists, on a backend with a Python.
     if(B_PYTHON AND B_VERSION VERSION_GREATER_EQUAL 2.4)

@@ -72,7 +72,10 @@ class RecordModelCommand : public Command {
     std::cerr << "recorded " << trace.calls.size() << " backward call" << (trace.calls.size() == 1 ? "" : "s")
               << " of model '" << f_.model << "' (" << nodes << " nodes, " << ops << " ops) to " << f_.output
               << "\n";
-    return kExitOk;
+    int status = kExitOk;
+    std::string skipped = SkippedLine(trace, f_.allow_skipped, &status);
+    if (!skipped.empty()) std::cerr << "cautograd record: " << skipped << "\n";
+    return status;
   }
 
  private:

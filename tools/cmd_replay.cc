@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include <unistd.h>
 
@@ -95,6 +96,15 @@ class ReplayCommand : public Command {
     std::string err;
     if (!IsThisBackend(torch_, &err)) return Fail(name(), err, kExitBadInput);
     if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    if (trace.calls.empty()) {
+      std::string why = trace.skipped.empty()
+                            ? "the program made no backward call that was chosen"
+                            : std::to_string(trace.skipped.size()) + " chosen call" +
+                                  (trace.skipped.size() == 1 ? " was" : "s were") +
+                                  " skipped by the recorder; the first: " + trace.skipped.front().reason;
+      return Fail(name(), path_ + ": the trace holds no recorded backward call (" + why + "): nothing to replay",
+                  kExitBadInput);
+    }
     // A call compiled autograd ran has its graph and key but no ops: nothing
     // ran eagerly, so there is nothing to replay.
     auto ran_compiled = [](const Call& c) { return c.compiled_autograd.ran == CompiledAutogradKey::Ran::kCompiled; };
@@ -124,7 +134,10 @@ class ReplayCommand : public Command {
     options.atol = atol_;
     options.seed = seed_;
     options.allow_namespaces = namespaces_;
-    options.max_memory = max_memory_mib_ << 20;
+    // A cap past what 64 bits of bytes can count is no cap at all.
+    options.max_memory = max_memory_mib_ > (std::numeric_limits<int64_t>::max() >> 20)
+                             ? std::numeric_limits<int64_t>::max()
+                             : max_memory_mib_ << 20;
     bool tty = isatty(STDERR_FILENO) && !json_;
     auto last = std::chrono::steady_clock::now();
     if (tty) {

@@ -38,6 +38,15 @@ void RenderText(const std::string& path, const TraceSummary& s, std::ostream& ou
     for (const std::string& arg : m.command) out << " " << arg;
     out << "\n";
   }
+  if (s.calls.empty())
+    out << "  no backward call was recorded"
+        << (s.skipped.empty() ? ": the program made none that was chosen (record --calls)" : "") << "\n";
+  if (!s.skipped.empty()) {
+    out << "  skipped  " << s.skipped.size() << " chosen call" << (s.skipped.size() == 1 ? "" : "s")
+        << " could not be recorded:\n";
+    for (const SkippedCall& k : s.skipped)
+      out << "    " << (k.process ? "process " + std::to_string(k.process) + ", " : "") << k.reason << "\n";
+  }
   for (const CallSummary& c : s.calls) {
     out << "\ncall " << c.index << ": " << c.api << (c.create_graph ? " (create_graph)" : "") << ", "
         << HumanMicros(c.duration_us) << "\n";
@@ -112,6 +121,10 @@ void RenderJson(const std::string& path, const TraceSummary& s, std::ostream& ou
                      {"slowest_nodes", CountsJson(c.slowest_nodes)}});
   }
   j["calls"] = std::move(calls);
+  nlohmann::json skipped = nlohmann::json::array();
+  for (const SkippedCall& k : s.skipped)
+    skipped.push_back({{"program_call", k.program_call}, {"process", k.process}, {"reason", k.reason}});
+  j["skipped"] = std::move(skipped);
   out << j.dump(2) << "\n";
 }
 

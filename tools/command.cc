@@ -1,5 +1,8 @@
 #include "tools/command.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -41,7 +44,7 @@ int RunCli(int argc, char** argv, std::vector<std::unique_ptr<Command>> commands
   app.require_subcommand(1);
   app.footer(
       "Exit status: 0 success, 1 diff found differences or replay --check diverged, 2 bad usage or input,\n"
-      "3 failure.\n"
+      "3 failure, 4 record wrote a trace but some chosen calls could not be recorded.\n"
       "Run 'cautograd COMMAND --help' for a command's flags.");
 
   std::vector<CLI::App*> subs;
@@ -69,8 +72,20 @@ int RunCli(int argc, char** argv, std::vector<std::unique_ptr<Command>> commands
                 kExitBadInput);
   }
   for (size_t i = 0; i < subs.size(); ++i)
-    if (subs[i]->parsed()) return commands[i]->Run();
+    if (subs[i]->parsed()) return FinishOutput(commands[i]->name(), commands[i]->Run());
   return Fail("", "no command given. Run 'cautograd --help' for the list.", kExitBadInput);
+}
+
+int FinishOutput(const std::string& command, int status) {
+  // What a command printed may still sit in a buffer: a full disk or a
+  // closed pipe shows only now, and must not pass for success.
+  std::cout.flush();
+  bool failed = !std::cout.good();
+  failed |= std::fflush(stdout) != 0 || std::ferror(stdout);
+  if (!failed) return status;
+  std::string why = errno ? std::strerror(errno) : "write error";
+  Fail(command, "cannot write the output to stdout: " + why, kExitFailure);
+  return status == kExitOk ? int(kExitFailure) : status;
 }
 
 }  // namespace cautograd

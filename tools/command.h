@@ -21,6 +21,7 @@ enum ExitCode {
   kExitDifferences = 1,  // diff found differences, replay --check diverged
   kExitBadInput = 2,     // bad usage, or a file that cannot be read or trusted
   kExitFailure = 3,      // the work itself failed (recording, writing)
+  kExitSkipped = 4,      // record: the trace is written, but some chosen calls could not be recorded
 };
 
 class Command {
@@ -72,6 +73,11 @@ bool TakeTorchFlag(std::vector<std::string>* args, std::string* torch);
 
 // Prints "cautograd <command>: <message>" on stderr; returns `code`.
 int Fail(const std::string& command, const std::string& message, int code);
+
+// Flushes stdout after a command ran: when what it printed could not be
+// written (a full disk, a closed pipe), says so and turns success into
+// kExitFailure. Returns the status to exit with.
+int FinishOutput(const std::string& command, int status);
 
 // argv as recorded in a trace's meta.command.
 const std::vector<std::string>& CommandLine();

@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "lib/trace/trace.h"
+#include "tools/command.h"
+
 namespace cautograd {
 
 void AddRecordFlags(CLI::App* app, RecordFlags* f, bool with_torch) {
@@ -21,7 +24,12 @@ void AddRecordFlags(CLI::App* app, RecordFlags* f, bool with_torch) {
       ->capture_default_str();
   app->add_option("--max-calls", f->max_calls, "Stop recording after this many calls (-- COMMAND only)")
       ->check(CLI::NonNegativeNumber);
-  app->add_option("-o,--output", f->output, "Trace file to write (written atomically)");
+  app->add_option("-o,--output", f->output,
+                  "Trace file to write (written atomically: a new file renamed over the old, so a symlink "
+                  "given here is replaced, not followed)");
+  app->add_flag("--allow-skipped", f->allow_skipped,
+                "Exit 0 even when some chosen calls could not be recorded (they are named in the trace); "
+                "without it record exits 4 then, so that CI never takes a partial trace for a whole one");
   if (with_torch)
     app->add_option("--torch", f->torch,
                     "--model: the backend to run it on, by its torch version ('cautograd --version' lists "
@@ -49,6 +57,20 @@ bool CheckRecordFlags(const RecordFlags& f, std::string* err) {
     return false;
   }
   return true;
+}
+
+std::string SkippedLine(const Trace& trace, bool allow_skipped, int* status) {
+  if (trace.skipped.empty()) return "";
+  const SkippedCall& first = trace.skipped.front();
+  std::string line = std::to_string(trace.skipped.size()) + " chosen backward call" +
+                     (trace.skipped.size() == 1 ? " was" : "s were") +
+                     " not recorded (the trace names each, 'cautograd show' lists them); the first: " +
+                     first.reason;
+  if (*status == 0 && !allow_skipped) {
+    *status = kExitSkipped;
+    line += "; exit status 4 (--allow-skipped accepts a partial trace)";
+  }
+  return line;
 }
 
 }  // namespace cautograd

@@ -24,7 +24,16 @@ struct RecordFlags {
   std::string calls = "all";
   std::string output;
   std::string torch;  // cautograd's only: which backend runs --model
+  bool allow_skipped = false;
 };
+
+struct Trace;
+
+// The last line `record` prints about the calls it could not record, and
+// the exit status it then ends with: "" and `status` when none was
+// skipped; else a line naming how many and the first, and kExitSkipped
+// (when `status` is 0 and --allow-skipped is not given).
+std::string SkippedLine(const Trace& trace, bool allow_skipped, int* status);
 
 // `with_torch`: whether to offer --torch (cautograd does; a backend is one torch).
 void AddRecordFlags(CLI::App* app, RecordFlags* flags, bool with_torch);

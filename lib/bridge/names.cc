@@ -26,9 +26,9 @@ constexpr Named<c10::ScalarType> kDtypes[] = {
 };
 
 constexpr Named<c10::Layout> kLayouts[] = {
-    {c10::Layout::Strided, "strided"},
-    {c10::Layout::Sparse, "sparse_coo"},
-    {c10::Layout::SparseCsr, "sparse_csr"},
+    {c10::Layout::Strided, "strided"},     {c10::Layout::Sparse, "sparse_coo"},
+    {c10::Layout::SparseCsr, "sparse_csr"}, {c10::Layout::SparseCsc, "sparse_csc"},
+    {c10::Layout::SparseBsr, "sparse_bsr"}, {c10::Layout::SparseBsc, "sparse_bsc"},
     {c10::Layout::Mkldnn, "mkldnn"},
 };
 

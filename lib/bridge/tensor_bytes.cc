@@ -18,6 +18,8 @@ std::string TensorBytes(const at::Tensor& t) {
     at::NoGradGuard no_grad;
     if (t._is_zerotensor())
       src = at::zeros(t.sizes(), t.options().device(at::kCPU));
+    else if (t.layout() != at::kStrided)
+      src = t.to_dense().to(at::kCPU).contiguous();  // sparse, mkldnn: their dense equivalent
     else
       src = t.resolve_conj().resolve_neg().to(at::kCPU).contiguous();
   }

@@ -72,7 +72,11 @@ int64_t CallRecorder::Register(const at::Tensor& t, uint32_t role, bool snapshot
     return *known;
   }
   c10::ScalarType dtype = t.scalar_type();
-  if (!*DtypeName(dtype)) throw RecorderFailure(std::string("unsupported dtype ") + c10::toString(dtype));
+  if (!*DtypeName(dtype))
+    throw RecorderFailure(std::string("a tensor of dtype ") + c10::toString(dtype) +
+                          ", which a trace cannot describe");
+  if (t.is_nested())
+    throw RecorderFailure("a nested tensor (torch.nested), which a trace cannot describe: it has no one shape");
   int64_t id = int64_t(deferred.tensors.size());
   tensor_ids.Insert(impl, id);
   impls.push_back(impl);
@@ -83,7 +87,11 @@ int64_t CallRecorder::Register(const at::Tensor& t, uint32_t role, bool snapshot
   c10::IntArrayRef sizes = t.sizes();
   m.dim = uint32_t(sizes.size());
   deferred.dims.insert(deferred.dims.end(), sizes.begin(), sizes.end());
-  m.strided = t.layout() == at::kStrided;
+  m.layout = t.layout();
+  m.strided = m.layout == at::kStrided;
+  if (!m.strided && (!*LayoutName(m.layout) || !IsKnownLayout(LayoutName(m.layout))))
+    throw RecorderFailure("a tensor of layout " + c10::str(m.layout) + ", which a trace cannot describe");
+  if (m.layout == at::kSparse) m.sparse_dim = t.sparse_dim();
   if (m.strided) {
     c10::IntArrayRef strides = t.strides();
     deferred.dims.insert(deferred.dims.end(), strides.begin(), strides.end());
@@ -272,16 +280,25 @@ int64_t CallRecorder::ResolveAccumulate(const std::vector<EvalFrame::Candidate>&
   return candidates[0].node;
 }
 
-void CallRecorder::NodeStarted(const at::RecordFunction& fn, EvalFrame* eval) {
+bool CallRecorder::NodeStarted(const at::RecordFunction& fn, EvalFrame* eval) {
   const char* name = fn.name();
   bool graph_root = std::strcmp(name, kGraphRoot) == 0;
   if (!graph_ready) {
     compat::NodePtr root;
-    if (!graph_root && forward_node) root = forward_node(uint64_t(fn.seqNr()), fn.forwardThreadId());
+    if (!graph_root) {
+      // The engine names the node it is running (2.4+); before that, the
+      // forward op that made it does.
+      if (ta::Node* current = compat::CurrentNode()) root = compat::SharedFrom(current);
+      if (!root && forward_node) root = forward_node(uint64_t(fn.seqNr()), fn.forwardThreadId());
+    }
     InitGraph(*task, root.get());
     if (ca_key) WalkCompiledAutogradKey(fn);
   }
-  if (graph_root) return;  // a dummy node the engine makes for several roots
+  if (graph_root) return true;  // a dummy node the engine makes for several roots
+  // A node that runs inside the running one is part of it, not a node of
+  // the graph: CopySlices runs the backward of an in-place op on a view
+  // that way. Its ops are the outer node's.
+  if (eval && eval->stage == Stage::kIn) return false;
   std::vector<at::Tensor> inputs;
   inputs.reserve(fn.inputs().size());
   for (const c10::IValue& v : fn.inputs()) inputs.push_back(v.isTensor() ? v.toTensor() : at::Tensor());
@@ -301,11 +318,12 @@ void CallRecorder::NodeStarted(const at::RecordFunction& fn, EvalFrame* eval) {
   }
   if (id < 0 && !(eval && !eval->candidates.empty()))
     throw RecorderFailure(std::string("cannot find node '") + name + "' (sequence number " +
-                          std::to_string(fn.seqNr()) + ") in the graph");
+                          std::to_string(fn.seqNr()) + ") in the graph the engine runs");
   if (id >= 0)
     BeginNode(id, inputs, eval);
   else
     eval->candidate_inputs = std::move(inputs);
+  return true;
 }
 
 void CallRecorder::BeginNode(int64_t id, const std::vector<at::Tensor>& inputs, EvalFrame* eval) {
@@ -377,11 +395,34 @@ void CallRecorder::Complete() {
   done = true;
 }
 
+void CallRecorder::Fail(const std::string& why) {
+  if (!failed.empty() || done) return;
+  failed = why;
+  done = true;
+  double start = call.start_unix_s;
+  ClearTables();
+  call = Call();
+  call.start_unix_s = start;
+  deferred = Deferred();
+}
+
+std::string CallRecorder::Where(const char* frame, int64_t node) const {
+  std::string out;
+  if (node >= 0 && size_t(node) < call.nodes.size()) out = "node '" + call.nodes[size_t(node)].type + "'";
+  if (frame && *frame && (out.empty() || call.nodes[size_t(node)].type != frame)) {
+    bool op = std::strstr(frame, "::") && std::strncmp(frame, "torch::autograd::", 17) != 0;
+    out += (out.empty() ? "" : " (") + std::string(op ? "op '" : "node '") + frame + "'" + (out.empty() ? "" : ")");
+  }
+  return out;
+}
+
 void CallRecorder::Reuse() {
   ClearTables();
   task = nullptr;
   graph_ready = false;
   selected = done = finished = false;
+  program_call = -1;
+  failed.clear();
   call = Call();
   deferred = Deferred();
   exec_count_ = 0;

@@ -53,7 +53,11 @@ struct CallRecorder {
   // by the Recorder, used for the one root the engine leaves out of the task.
   std::function<compat::NodePtr(uint64_t, uint64_t)> forward_node;
   bool selected = false;
-  bool done = false;      // Complete() ran: the call's data is final
+  int64_t program_call = -1;  // which call of the process this is, from 0
+  // Why this call cannot be recorded; set once, and from then on its
+  // frames are not looked at and Finished reports it as skipped.
+  std::string failed;
+  bool done = false;      // Complete() ran (or the call failed): the call's data is final
   bool finished = false;  // the engine's final callback ran
   ValuesMode values = ValuesMode::kInts;
   bool ca_key = false;  // also record compiled autograd's key (lib/torch_compat/ca_walk.h)
@@ -150,7 +154,9 @@ struct CallRecorder {
 
   int64_t ResolveAccumulate(const std::vector<EvalFrame::Candidate>& candidates);
 
-  void NodeStarted(const at::RecordFunction& fn, EvalFrame* eval);
+  // False for a node that runs inside the running node (CopySlices runs
+  // the backward of an in-place op on a view): it is part of that node.
+  bool NodeStarted(const at::RecordFunction& fn, EvalFrame* eval);
 
   void BeginNode(int64_t id, const std::vector<at::Tensor>& inputs, EvalFrame* eval);
 
@@ -166,6 +172,12 @@ struct CallRecorder {
   void Reuse();
 
   void ClearTables();
+
+  // Gives up on this call: its data is dropped, `why` kept. Under mu.
+  void Fail(const std::string& why);
+
+  // Where the recorder was in this call, for a message: "node 'X' (op 'Y')".
+  std::string Where(const char* frame, int64_t node) const;
 
   int64_t exec_count_ = 0;
 };

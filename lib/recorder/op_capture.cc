@@ -13,6 +13,15 @@ thread_local bool t_in_op = false;
 thread_local int t_unrecordable = 0;
 std::atomic<uint64_t> g_calls_epoch{1};
 
+std::string OneLine(const std::exception& e) {
+  const auto* error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = error ? error->what_without_backtrace() : e.what();
+  size_t end = text.find('\n');
+  if (end != std::string::npos) text.resize(end);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '.')) text.pop_back();
+  return text;
+}
+
 std::string DtypeOf(const at::Tensor& t) {
   const char* name = DtypeName(t.scalar_type());
   if (!*name) throw RecorderFailure(std::string("unsupported dtype ") + c10::toString(t.scalar_type()));
@@ -145,6 +154,9 @@ void Deferred::WriteInto(Call* call) {
       info.storage = m.storage;
     } else {
       // Sparse and other layouts have no strides; describe them as dense.
+      info.layout = LayoutName(m.layout);
+      info.sparse_dim = m.sparse_dim;
+      if (info.layout.empty()) info.layout = "sparse_coo";  // unreachable: Register refuses others
       info.strides.assign(info.shape.size(), 1);
       for (int64_t d = int64_t(info.shape.size()) - 2; d >= 0; --d)
         info.strides[size_t(d)] =

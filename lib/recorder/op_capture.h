@@ -30,10 +30,15 @@ constexpr const char* kGraphRoot = "torch::autograd::GraphRoot";
 constexpr const char* kAccumulateGrad = "torch::autograd::AccumulateGrad";
 
 // Thrown inside the recorder when it meets something it cannot represent;
-// caught at the callback boundary, where it disables recording.
+// caught at the callback boundary, where the call it was recording is left
+// out (and named), and the calls after it are recorded.
 struct RecorderFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// One line of what an exception says: libtorch's errors carry their C++
+// stack trace, which is never shown to a user.
+std::string OneLine(const std::exception& e);
 
 // True while this thread runs recorder code, so that ops the recorder
 
@@ -189,6 +194,8 @@ struct TensorMeta {
   c10::ScalarType dtype = c10::ScalarType::Undefined;
   c10::Device device{c10::kCPU};
   bool strided = true;
+  c10::Layout layout = c10::kStrided;
+  int64_t sparse_dim = -1;  // sparse COO only
   bool requires_grad = false;
   int64_t offset = 0;
   int64_t storage = -1;

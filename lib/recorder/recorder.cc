@@ -28,8 +28,13 @@ namespace cautograd {
 using namespace rec;  // the recorder's own internals
 
 struct FrameContext : at::ObserverContext {
-  enum class Kind { kEval, kNode, kOp, kForward };
+  // kNested: a node run inside the running node (part of it).
+  enum class Kind { kEval, kNode, kNested, kOp, kForward };
   Kind kind = Kind::kOp;
+  // An op that runs in grad mode during a backward call (a checkpoint's
+  // forward run again, create_graph): the nodes its outputs point to may
+  // be the roots of a backward call inside this one.
+  bool note_forward = false;
   CallRecorder* call = nullptr;
   const OpInfo* info = nullptr;  // for kOp
   int64_t op = -1;
@@ -102,6 +107,26 @@ struct Recorder::State : rec::CallAnnouncer {
     std::lock_guard<std::mutex> lock(forward_mu);
     auto it = forward_nodes.find({seq, thread});
     return it == forward_nodes.end() ? compat::NodePtr() : it->second.lock();
+  }
+
+  // A call the recorder cannot record: it is left out, named in the trace
+  // with why, and the calls after it are recorded. `c->mu` must not be held.
+  // `frame` and `node` say where it was (an op or node name; a node id).
+  void FailCall(CallRecorder* c, const char* frame, int64_t node, const std::exception& e) {
+    std::lock_guard<std::mutex> call_lock(c->mu);
+    std::string where = c->Where(frame, node);
+    c->Fail((where.empty() ? "" : "at " + where + ": ") + OneLine(e));
+  }
+
+  // Reports a chosen call that was not recorded.
+  void Skipped(int64_t program_call, const std::string& why, double start_unix_s) {
+    SkippedCall s;
+    s.program_call = program_call;
+    s.reason = "backward call " + std::to_string(program_call) + ": " + why;
+    s.start_unix_s = start_unix_s;
+    if (options.on_skipped) options.on_skipped(s);
+    std::lock_guard<std::mutex> lock(mu);
+    if (options.keep_calls) trace.skipped.push_back(std::move(s));
   }
 
   void Disable(const std::string& why) {
@@ -276,15 +301,16 @@ struct Recorder::State : rec::CallAnnouncer {
     c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
     if (Announcement* a = MatchAnnouncement(task)) {
       a->call = c;
-      c->call.index = a->index;
+      c->program_call = a->index;
       c->selected = a->selected;
     } else {
       // A call that starts while the heavy callback is out cannot be
       // recorded whole; it only happens when calls overlap in time.
       c->selected = heavy.load() != 0 && NextMaySelect();
-      c->call.index = calls_seen++;
+      c->program_call = calls_seen++;
       if (c->selected) ++calls_recorded;
     }
+    c->call.index = c->program_call;
     active.emplace(task, c);
     all_calls.push_back(std::move(call));
     if (c->selected) {
@@ -344,11 +370,20 @@ struct Recorder::State : rec::CallAnnouncer {
       UpdateCallbacks();
     }
     if (!c->selected) return;
-    try {
+    std::string failed;
+    {
       std::lock_guard<std::mutex> call_lock(c->mu);
-      c->Complete();
-    } catch (const std::exception& e) {
-      Disable(std::string("recording failed at the end of a backward call: ") + e.what());
+      if (c->failed.empty()) {
+        try {
+          c->Complete();
+        } catch (const std::exception& e) {
+          c->Fail("at the end of the call: " + OneLine(e));
+        }
+      }
+      failed = c->failed;
+    }
+    if (!failed.empty()) {
+      Skipped(c->program_call, failed, c->call.start_unix_s);
       return;
     }
     Call call = std::move(c->call);
@@ -409,6 +444,7 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
   }
   BusyGuard busy;
   CallRecorder* call = nullptr;
+  int64_t node = -1;  // the node running, for a message
   try {
     call = st->CallFor(task);
     if (!call || !call->selected) return nullptr;
@@ -418,10 +454,10 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     auto ctx = std::make_unique<FrameContext>();
     ctx->call = call;
     EvalFrame* eval = frames.evals.empty() ? nullptr : &frames.evals.back();
+    if (eval) node = eval->node;
 
     if (fn.scope() == at::RecordScope::BACKWARD_FUNCTION) {
-      ctx->kind = FrameContext::Kind::kNode;
-      call->NodeStarted(fn, eval);
+      ctx->kind = call->NodeStarted(fn, eval) ? FrameContext::Kind::kNode : FrameContext::Kind::kNested;
       return ctx;
     }
     if (std::strncmp(fn.name(), kEvaluatePrefix, std::strlen(kEvaluatePrefix)) == 0) {
@@ -468,11 +504,16 @@ std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
     };
     for (uint32_t k = 0; k < op.nargs; ++k) call->ForEachNotedTensor(deferred.args[op.args_at + k], unmark);
     ctx->op = index;
+    ctx->note_forward = fn.seqNr() >= 0 && at::GradMode::is_enabled();
     deferred.ops.push_back(op);
     t_in_op = true;  // last: a failure above leaves no op open
     return ctx;
   } catch (const std::exception& e) {
-    st->Disable(std::string("recording stopped: ") + e.what());
+    if (!call) {
+      st->Disable(std::string("recording stopped: ") + OneLine(e));
+      return nullptr;
+    }
+    st->FailCall(call, fn.name(), node, e);
     return nullptr;
   }
 }
@@ -488,6 +529,8 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
   }
   CallRecorder* call = ctx->call;
   if (ctx->kind == FrameContext::Kind::kOp) t_in_op = false;
+  if (ctx->note_forward && st) st->NoteForwardOutputs(fn.outputs());
+  int64_t node = -1;
   try {
     std::lock_guard<std::mutex> lock(call->mu);
     if (call->done) return;
@@ -499,6 +542,8 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
       case FrameContext::Kind::kNode:
         call->NodeEnded(frames.evals.empty() ? nullptr : &frames.evals.back());
         return;
+      case FrameContext::Kind::kNested:
+        return;
       case FrameContext::Kind::kOp:
       case FrameContext::Kind::kForward:
         break;
@@ -506,6 +551,7 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
     Deferred& deferred = call->deferred;
     // Note, Register and Snapshot grow other arrays, never deferred.ops.
     PendingOp& op = deferred.ops[size_t(ctx->op)];
+    node = op.node;
     op.duration_us = Micros(ctx->start, Clock::now());
     const c10::FunctionSchema& schema = ctx->info->schema;
     const auto& outputs = fn.outputs();
@@ -529,7 +575,7 @@ void OnEnd(const at::RecordFunction& fn, at::ObserverContext* raw) {
       }
     }
   } catch (const std::exception& e) {
-    if (st) st->Disable(std::string("recording stopped: ") + e.what());
+    if (st) st->FailCall(call, fn.name(), node, e);
   }
 }
 
@@ -547,7 +593,7 @@ std::unique_ptr<at::ObserverContext> OnLightStart(const at::RecordFunction&) {
     std::lock_guard<std::mutex> lock(st->mu);
     if (!st->heavy) st->SetLight(false);
   } catch (const std::exception& e) {
-    st->Disable(std::string("recording stopped: ") + e.what());
+    st->Disable(std::string("recording stopped: ") + OneLine(e));
   }
   return nullptr;
 }
@@ -630,9 +676,13 @@ void Recorder::BeginUnrecordableCall(const std::string& why) {
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     if (state_->disabled || state_->stopped) return;
+    bool selected = state_->NextMaySelect();
     index = state_->calls_seen++;
+    if (!selected) return;
+    ++state_->calls_recorded;
   }
-  if (state_->options.on_skipped) state_->options.on_skipped(index, why);
+  state_->Skipped(index, why,
+                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 void Recorder::EndUnrecordableCall() {
@@ -695,7 +745,8 @@ void Recorder::BeginCompiledCall(const compat::NodePtr& root, const void* task_p
     t_compiled_call = std::make_unique<Call>(std::move(c.call));
     t_compiled_start = Clock::now();
   } catch (const std::exception& e) {
-    st->Disable(std::string("cannot record a call compiled autograd runs: ") + e.what());
+    st->Skipped(index, "compiled autograd runs it, and its graph cannot be read: " + OneLine(e),
+                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   }
 }
 

@@ -42,10 +42,13 @@ struct RecorderOptions {
   // Whether Finish() returns the calls; false keeps memory flat in long
   // runs whose calls on_call takes care of.
   bool keep_calls = true;
-  // Called for each backward call that is counted but cannot be recorded
-  // (see Recorder::BeginUnrecordableCall), with its index and why, on the
-  // thread that runs it. Must not throw.
-  std::function<void(int64_t index, const std::string& why)> on_skipped;
+  // Called for each chosen backward call that cannot be recorded (a graph
+  // the recorder cannot follow, a tensor it cannot represent, a call
+  // compiled autograd runs where it cannot be read), with which call of
+  // the process it was and why, on the thread that ran it. The calls after
+  // it are still recorded. Finish() returns them in Trace::skipped too,
+  // when keep_calls. Must not throw.
+  std::function<void(const SkippedCall&)> on_skipped;
   // Also record, per call, compiled autograd's own cache key (PyTorch 2.4+;
   // docs/trace-format.md, "compiled_autograd"). Costs one more walk of the
   // graph at the start of each recorded call.
@@ -65,8 +68,9 @@ class Recorder {
 
   // False if another Recorder is active in this process; error() says so.
   bool active() const;
-  // The first internal failure, after which the recorder stopped recording
-  // (the program itself goes on untouched). Empty if none.
+  // The first failure that stopped all recording (the program itself goes
+  // on untouched); a failure inside one call only skips that call (see
+  // on_skipped). Empty if none.
   std::string error() const;
 
   // Names leaves in the trace ("fc1.weight"). Call before backward.

@@ -181,9 +181,13 @@ class Compiler {
                   ShapeText(t.shape) +
                   ") comes from outside the call and the trace holds no values "
                   "for it; integer and bool tensors are never invented. Record with --values ints or all");
-    if (t.storage < 0)
-      return Fail(Where(call_.index, op) + ": tensor " + std::to_string(id) +
-                  " has no strided storage (sparse or other layout); replay supports strided tensors only");
+    // A sparse input is made from its recorded dense equivalent.
+    bool from_dense = (t.layout == "sparse_coo" || t.layout == "sparse_csr") && value != program->first_values.end();
+    if (t.storage < 0 && !from_dense)
+      return Fail(Where(call_.index, op) + ": tensor " + std::to_string(id) + " has no strided storage (" +
+                  (t.layout.empty() ? std::string("no layout recorded") : t.layout) +
+                  (t.layout.empty() ? "" : ", and no recorded value to make it from") +
+                  "); replay makes strided inputs, and sparse ones from their values (record with --values all)");
     return true;
   }
 
@@ -228,8 +232,12 @@ class Compiler {
         if (!Fits(op.args[i], *params[i].real_type(), &why))
           return Fail(Where(call_.index, op) + ": argument " + std::to_string(i) + " '" + params[i].name() +
                       "': " + why);
-        if (op.args[i].is_size && op.args[i].kind == Arg::Kind::kIntList && params[i].name() == "size") {
-          // A factory's size: refuse what no honest trace asks for.
+        // A factory's size, whatever the trace says of the argument (its
+        // "size" flag is the trace's to set): an op that returns a new
+        // tensor, not a view, sized by an int list named "size".
+        bool fresh = !schema.returns().empty() && !schema.returns()[0].alias_info();
+        if (fresh && op.args[i].kind == Arg::Kind::kIntList && params[i].name() == "size") {
+          // Refuse what no honest trace asks for.
           double bytes = 8;
           for (int64_t d : op.args[i].ints) bytes *= double(std::max<int64_t>(d, 0));
           if (bytes > double(options_.max_memory))
@@ -358,14 +366,20 @@ class Compiler {
     std::vector<int64_t> delta(size_t(ops + 3), 0);
     for (size_t s = 0; s < call_.storages.size(); ++s) {
       if (born[s] == -2) continue;
-      delta[size_t(born[s] + 1)] += call_.storages[s].nbytes;
-      delta[size_t(std::max(dies[s], born[s]) + 2)] -= call_.storages[s].nbytes;
+      int64_t& born_at = delta[size_t(born[s] + 1)];
+      int64_t& dies_at = delta[size_t(std::max(dies[s], born[s]) + 2)];
+      born_at = SaturatingAdd(born_at, call_.storages[s].nbytes);
+      dies_at = SaturatingAdd(dies_at, -call_.storages[s].nbytes);
     }
-    int64_t live = 0;
+    // Saturating, in 128 bits: thousands of hostile 2^50-byte storages
+    // must read as too much, never wrap around to a small or negative peak.
+    __int128 live = 0;
+    __int128 peak = 0;
     for (int64_t d : delta) {
       live += d;
-      program->peak_bytes = std::max(program->peak_bytes, live);
+      peak = std::max(peak, live);
     }
+    program->peak_bytes = peak > INT64_MAX ? INT64_MAX : int64_t(peak);
     if (program->peak_bytes > options_.max_memory)
       return Fail("call " + std::to_string(call_.index) + " needs about " + HumanBytes(program->peak_bytes) +
                   " at its peak (from the recorded metadata), over --max-memory " +
@@ -473,6 +487,10 @@ class Runner {
     std::map<int64_t, at::Tensor> bases;  // storage -> flat base tensor
     for (int64_t id : p_.inputs) {
       const TensorInfo& t = call_.tensors[size_t(id)];
+      if (t.storage < 0) {  // sparse, with a value (AddInput refused the rest)
+        if (!MakeSparseInput(id)) return false;
+        continue;
+      }
       const StorageInfo& s = call_.storages[size_t(t.storage)];
       at::TensorOptions opts;
       std::string why;
@@ -513,6 +531,30 @@ class Runner {
   }
 
   static std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+  // A sparse input, from the dense equivalent its value holds.
+  bool MakeSparseInput(int64_t id) {
+    const TensorInfo& t = call_.tensors[size_t(id)];
+    auto value = p_.first_values.find(id);
+    at::TensorOptions opts;
+    std::string why;
+    if (value == p_.first_values.end() || !Options(t, &opts, &why))
+      return Fail("call " + std::to_string(call_.index) + ": cannot make sparse input tensor " +
+                  std::to_string(id) + (why.empty() ? "" : ": " + why));
+    try {
+      at::Tensor dense = TensorFromBytes(value->second->data, t.shape, opts.dtype().toScalarType());
+      at::Tensor sparse = t.layout == "sparse_csr" ? dense.to_sparse_csr()
+                          : t.sparse_dim >= 0       ? dense.to_sparse(t.sparse_dim)
+                                                    : dense.to_sparse();
+      env_[size_t(id)] = sparse.to(opts.device());
+    } catch (const c10::Error& e) {
+      return Fail("call " + std::to_string(call_.index) + ": cannot make sparse input tensor " +
+                  std::to_string(id) + ": " + FirstLine(e.what_without_backtrace()));
+    }
+    ++result_->inputs;
+    ++result_->inputs_from_values;
+    return true;
+  }
 
   // Writes a recorded value into an input. An expanded input (stride 0)
   // holds each element once however many times it repeats, so the value is
@@ -741,6 +783,7 @@ class Runner {
     double max_abs = 0, max_rel = 0;
     bool ok = true;
     at::Tensor g = got.to(at::kCPU);
+    if (g.layout() != at::kStrided) g = g.to_dense();  // a sparse value is recorded dense
     if (g.is_complex()) {
       g = at::view_as_real(g.resolve_conj());
       want = at::view_as_real(want);

@@ -22,18 +22,17 @@ int64_t ReplayReport::compared() const {
   return n;
 }
 
-bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err) {
-  *report = ReplayReport();
-  report->checked = options.check;
+namespace {
+
+// Compiles every selected call before running any: a refusal comes before
+// any work.
+bool CompileAll(const Trace& trace, const ReplayOptions& options, std::vector<Program>* programs, int64_t* total,
+                std::string* err) {
   if (options.call >= int64_t(trace.calls.size())) {
     *err = "no call " + std::to_string(options.call) + ": the trace has " +
            std::to_string(trace.calls.size()) + " (numbered from 0)";
     return false;
   }
-  // Compile every selected call before running any: a refusal comes before
-  // any work.
-  std::vector<Program> programs;
-  int64_t total = 0;
   ReplayOptions compile_options = options;
   if (compile_options.recorded_with.empty()) compile_options.recorded_with = trace.meta.libtorch_version;
   for (const Call& call : trace.calls) {
@@ -46,9 +45,26 @@ bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* repo
              std::string(e.what()).substr(0, std::string(e.what()).find('\n'));
       return false;
     }
-    total += int64_t(program.ops.size());
-    programs.push_back(std::move(program));
+    *total += int64_t(program.ops.size());
+    programs->push_back(std::move(program));
   }
+  return true;
+}
+
+}  // namespace
+
+bool CheckReplayable(const Trace& trace, const ReplayOptions& options, std::string* err) {
+  std::vector<Program> programs;
+  int64_t total = 0;
+  return CompileAll(trace, options, &programs, &total, err);
+}
+
+bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err) {
+  *report = ReplayReport();
+  report->checked = options.check;
+  std::vector<Program> programs;
+  int64_t total = 0;
+  if (!CompileAll(trace, options, &programs, &total, err)) return false;
   int64_t done = 0;
   for (const Program& program : programs) {
     CallReplay result;

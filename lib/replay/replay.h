@@ -77,4 +77,9 @@ struct ReplayReport {
 // differs from the recording returns true with a divergence in the report.
 bool Replay(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err);
 
+// Everything Replay checks before any kernel runs (the programs it compiles
+// from the selected calls), and nothing more: the fuzz target for replay
+// (tests/fuzz) and a dry run. False and *err as Replay refuses.
+bool CheckReplayable(const Trace& trace, const ReplayOptions& options, std::string* err);
+
 }  // namespace cautograd

@@ -209,9 +209,12 @@ bool AssembleCalls(const std::string& dir, Trace* trace, std::string* err) {
     if (!ReadTraceFile(file, &one, err)) return false;
     if (trace->meta.tool_version.empty()) trace->meta = one.meta;
     for (Call& call : one.calls) trace->calls.push_back(std::move(call));
+    for (SkippedCall& s : one.skipped) trace->skipped.push_back(std::move(s));
   }
   std::stable_sort(trace->calls.begin(), trace->calls.end(),
                    [](const Call& a, const Call& b) { return a.start_unix_s < b.start_unix_s; });
+  std::stable_sort(trace->skipped.begin(), trace->skipped.end(),
+                   [](const SkippedCall& a, const SkippedCall& b) { return a.start_unix_s < b.start_unix_s; });
   for (size_t i = 0; i < trace->calls.size(); ++i) trace->calls[i].index = int64_t(i);
   return true;
 }

@@ -12,8 +12,10 @@
 //   CAUTOGRAD_CALLS      call selection, as record --calls
 //   CAUTOGRAD_MAX_CALLS  stop recording after this many calls in this process
 //
-// A failure of the shim never stops the program: it says why on stderr,
-// once, and stops recording. A backward call that compiled autograd runs is
+// A failure of the shim never stops the program: a call it cannot record
+// is left out, named on stderr and in the trace (its "skipped" list), and
+// the calls after it are recorded; a failure outside any call says why on
+// stderr, once, and stops recording. A backward call that compiled autograd runs is
 // recorded as its graph and compiled autograd's key, without ops (none
 // runs eagerly; a cache miss traces fake tensors, which are not looked at).
 #include <atomic>
@@ -44,12 +46,18 @@ struct Shim {
   std::atomic<int64_t> written{0};
   Recorder* recorder = nullptr;
 
-  void Write(const Call& call) {
+  void Write(const Call* call, const SkippedCall* skipped) {
     if (getpid() != owner) return;
     Trace trace;
     trace.meta = RecorderMeta(values);
-    trace.calls.push_back(call);
-    trace.calls[0].index = 0;
+    if (call) {
+      trace.calls.push_back(*call);
+      trace.calls[0].index = 0;
+    }
+    if (skipped) {
+      trace.skipped.push_back(*skipped);
+      trace.skipped[0].process = owner;
+    }
     char name[64];
     std::snprintf(name, sizeof name, "/%d-%06lld.json", int(owner), static_cast<long long>(written++));
     std::string err;
@@ -100,11 +108,14 @@ __attribute__((constructor)) void StartShim() {
   shim->dir = dir;
   shim->values = options.values;
   shim->owner = getpid();
-  options.on_call = [shim](const Call& call) { shim->Write(call); };
-  options.on_skipped = [shim](int64_t index, const std::string& why) {
+  options.on_call = [shim](const Call& call) { shim->Write(&call, nullptr); };
+  // A call that cannot be recorded is named in the trace, and on stderr as
+  // it happens; `cautograd record` says so again at the end.
+  options.on_skipped = [shim](const SkippedCall& skipped) {
     if (getpid() != shim->owner) return;
-    std::fprintf(stderr, "cautograd: backward call %lld of process %d not recorded: %s\n",
-                 static_cast<long long>(index), int(shim->owner), why.c_str());
+    std::fprintf(stderr, "cautograd: process %d: %s; not recorded, the calls after it are\n", int(shim->owner),
+                 skipped.reason.c_str());
+    shim->Write(nullptr, &skipped);
   };
   shim->recorder = new Recorder(std::move(options));
   if (!shim->recorder->active()) {

@@ -13,8 +13,14 @@ std::string HumanBytes(int64_t n) {
     std::snprintf(buf, sizeof buf, "%.1f KiB", double(n) / kib);
   else if (double(n) < gib)
     std::snprintf(buf, sizeof buf, "%.1f MiB", double(n) / mib);
-  else
+  else if (double(n) < gib * 1024)
     std::snprintf(buf, sizeof buf, "%.1f GiB", double(n) / gib);
+  else if (double(n) < gib * 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.1f TiB", double(n) / (gib * 1024));
+  else if (double(n) < gib * 1024 * 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.1f PiB", double(n) / (gib * 1024 * 1024));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f EiB", double(n) / (gib * 1024 * 1024 * 1024));
   return buf;
 }
 

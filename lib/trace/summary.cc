@@ -61,7 +61,7 @@ CallSummary SummarizeCall(const Call& call) {
   for (const Op& op : call.ops)
     ops.Add(op.overload.empty() ? op.name : op.name + "." + op.overload, op.duration_us);
   s.op_names = std::move(ops).Sorted();
-  for (const StorageInfo& st : call.storages) s.tensor_bytes += st.nbytes;
+  for (const StorageInfo& st : call.storages) s.tensor_bytes = SaturatingAdd(s.tensor_bytes, st.nbytes);
   s.values = int64_t(call.values.size());
   for (const Value& v : call.values) s.value_bytes += int64_t(v.data.size());
   s.guard_nodes = int64_t(call.guards.nodes.size());
@@ -78,6 +78,7 @@ TraceSummary Summarize(const Trace& trace) {
   s.meta = trace.meta;
   s.version = trace.version;
   for (const Call& call : trace.calls) s.calls.push_back(SummarizeCall(call));
+  s.skipped = trace.skipped;
   return s;
 }
 

@@ -44,6 +44,7 @@ struct TraceSummary {
   Meta meta;
   int version = 0;
   std::vector<CallSummary> calls;
+  std::vector<SkippedCall> skipped;
 };
 
 TraceSummary Summarize(const Trace& trace);

@@ -163,6 +163,15 @@ bool ParsePhase(const std::string& name, Op::Phase* phase) {
   return false;
 }
 
+const char* const kLayoutNames[] = {"sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr",
+                                    "sparse_bsc", "mkldnn",     "jagged",     nullptr};
+
+bool IsKnownLayout(const std::string& layout) {
+  for (const char* const* name = kLayoutNames; *name; ++name)
+    if (layout == *name) return true;
+  return false;
+}
+
 int DtypeSize(const std::string& dtype) {
   const DtypeEntry* entry = FindDtype(dtype);
   return entry ? entry->size : 0;

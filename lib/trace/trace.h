@@ -124,9 +124,15 @@ struct TensorInfo {
   std::string dtype;
   std::string device;
   bool requires_grad = false;
-  int64_t storage = -1;  // -1: no storage (undefined or meta tensors)
+  int64_t storage = -1;  // -1: no storage (undefined or meta tensors, other layouts)
   uint32_t roles = 0;
   std::string name;  // parameter name, where the program gave one
+  // "" for a strided tensor; else its layout ("sparse_coo", "sparse_csr",
+  // ...: kLayoutNames), which has no storage and no strides of its own:
+  // `strides` then describes it as dense, and a value holds its dense
+  // equivalent (docs/trace-format.md, "tensors").
+  std::string layout;
+  int64_t sparse_dim = -1;  // sparse_coo: how many leading dimensions are sparse; else -1
 
   int64_t numel() const;
 };
@@ -325,11 +331,34 @@ struct Call {
   double start_unix_s = 0;
 };
 
+// A backward call the program made, that was chosen, and that could not be
+// recorded (docs/trace-format.md, "skipped"). The calls after it still are.
+struct SkippedCall {
+  int64_t program_call = 0;  // which backward call of its process, from 0, as --calls counts them
+  int64_t process = 0;       // the process id under `record -- COMMAND`; 0 for record --model
+  std::string reason;        // one line: the node and op involved, and what went wrong
+  double start_unix_s = 0;
+};
+
 struct Trace {
   int version = kTraceVersion;
   Meta meta;
+  std::vector<SkippedCall> skipped;  // in the order the calls started
   std::vector<Call> calls;
 };
+
+// a + b for sizes read from a trace, which may be hostile: stops at the
+// largest int64 (or the smallest) instead of wrapping around, so a sum of
+// huge sizes stays huge.
+inline int64_t SaturatingAdd(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  if (!__builtin_add_overflow(a, b, &sum)) return sum;
+  return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
+// The layouts other than strided a trace may name.
+extern const char* const kLayoutNames[];
+bool IsKnownLayout(const std::string& layout);
 
 // Bytes per element of a dtype name; 0 for an unknown name.
 int DtypeSize(const std::string& dtype);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -128,6 +129,7 @@ class TraceParser {
     }
     trace->version = int(version);
     if (!ParseMeta(root, top, &trace->meta)) return false;
+    if (!ParseSkipped(root, top, &trace->skipped)) return false;
     const json* calls = nullptr;
     if (!Array(root, "calls", top, &calls)) return false;
     if (calls_read) return true;
@@ -404,6 +406,25 @@ class TraceParser {
     return true;
   }
 
+  // Optional: a trace in which every chosen call was recorded has none.
+  bool ParseSkipped(const json& root, const Path& top, std::vector<SkippedCall>* skipped) {
+    const json* list = nullptr;
+    if (!Array(root, "skipped", top, &list, false)) return false;
+    if (!list) return true;
+    const Path p = top.Key("skipped");
+    skipped->resize(list->size());
+    for (size_t i = 0; i < list->size(); ++i) {
+      const Path at = p.At(int64_t(i));
+      const json& e = (*list)[i];
+      SkippedCall& s = (*skipped)[i];
+      if (!Object(e, at) || !NonNegative(e, "program_call", at, &s.program_call) ||
+          !NonNegative(e, "process", at, &s.process) || !String(e, "reason", at, &s.reason) ||
+          !Double(e, "start_unix_s", at, &s.start_unix_s))
+        return false;
+    }
+    return true;
+  }
+
   bool ParseStorage(const json& s, const Path& p, int64_t position, StorageInfo* st) {
     if (!Object(s, p)) return false;
     if (!Int(s, "id", p, &st->id)) return false;
@@ -447,19 +468,37 @@ class TraceParser {
         return Fail(p.Key("roles").At(int64_t(i)), "unknown role '" + r.get<std::string>() + "'");
       info->roles |= role;
     }
-    return String(t, "name", p, &info->name, false);
+    if (!String(t, "name", p, &info->name, false)) return false;
+    if (!String(t, "layout", p, &info->layout, false)) return false;
+    if (!info->layout.empty() && !IsKnownLayout(info->layout))
+      return Fail(p.Key("layout"), "unknown layout '" + info->layout + "'");
+    if (!info->layout.empty() && info->storage >= 0)
+      return Fail(p.Key("storage"), "a " + info->layout + " tensor has no storage of its own");
+    if (!Int(t, "sparse_dim", p, &info->sparse_dim, false)) return false;
+    if (info->sparse_dim != -1 && (info->layout != "sparse_coo" || info->sparse_dim < 0 ||
+                                   info->sparse_dim > int64_t(info->shape.size())))
+      return Fail(p.Key("sparse_dim"), "sparse_dim " + std::to_string(info->sparse_dim) + " for a " +
+                                           (info->layout.empty() ? "strided" : info->layout) + " tensor of " +
+                                           std::to_string(info->shape.size()) + " dimensions");
+    return true;
   }
 
+  // Every product and sum is checked: a stride of 2^48 over 65537
+  // elements must not wrap around into a small number.
   static bool FitsStorage(const TensorInfo& t, const StorageInfo& s) {
     if (t.numel() == 0) return true;
     int64_t last = t.offset;
     for (size_t d = 0; d < t.shape.size(); ++d) {
+      int64_t reach = 0;
       if (t.strides[d] < 0) return false;
-      // Both factors are bounded (kMaxDim, and strides checked below), so no overflow.
-      if (t.strides[d] > kMaxNumel) return false;
-      last += (t.shape[d] - 1) * t.strides[d];
+      if (__builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &reach) || __builtin_add_overflow(last, reach, &last))
+        return false;
     }
-    return (last + 1) * DtypeSize(t.dtype) <= s.nbytes;
+    int64_t end = 0;
+    if (__builtin_add_overflow(last, int64_t(1), &end) ||
+        __builtin_mul_overflow(end, int64_t(DtypeSize(t.dtype)), &end))
+      return false;
+    return end <= s.nbytes;
   }
 
   bool TensorRef(int64_t id, const Call& call, const Path& at, bool allow_undefined) {
@@ -856,6 +895,8 @@ class TraceParser {
 // document and is checked when its call ends.
 class StreamingReader {
  public:
+  static constexpr size_t kMaxNesting = 128;
+
   StreamingReader(TraceParser* parser, Trace* trace) : parser_(parser), trace_(trace) {}
 
   // nlohmann's parser callback: false drops the value just read.
@@ -867,6 +908,16 @@ class StreamingReader {
         return true;
       case E::object_start:
       case E::array_start:
+        // Deeper than any trace nests: refused before it is built (a
+        // discarded container gets no end event, so it is not opened).
+        if (stack_.size() >= kMaxNesting) {
+          if (!failed_) {
+            Path top;
+            failed_ = !parser_->Fail(top, "nested deeper than " + std::to_string(kMaxNesting) +
+                                              " levels; no cautograd trace does");
+          }
+          return false;
+        }
         Open(event == E::array_start);
         return true;
       case E::object_end:
@@ -1102,24 +1153,49 @@ bool ParseTrace(const std::string& text, const std::string& source, Trace* trace
     if (e.byte >= text.size()) what = "truncated or empty file: " + what;
     *err = source + ": not valid JSON: " + what;
     return false;
+  } catch (const json::exception& e) {
+    // A number too large for a double ("1e999"), and whatever else the
+    // parser refuses that is not a syntax error.
+    std::string what = e.what();
+    size_t pos = what.find("] ");
+    if (pos != std::string::npos) what = what.substr(pos + 2);
+    *err = source + ": not a readable trace: " + what;
+    return false;
   }
   if (reader.failed()) return false;
   return parser.Parse(root, trace, reader.calls_read());
 }
 
 bool ReadFile(const std::string& path, std::string* text, std::string* err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Read straight into a string of the file's size: one copy in memory,
+  // not a stream buffer and then a string.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     *err = path + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    *err = path + ": read failed";
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    bool dir = S_ISDIR(st.st_mode);
+    ::close(fd);
+    *err = path + (dir ? ": is a folder, not a trace" : ": not a regular file");
     return false;
   }
-  *text = buf.str();
+  text->clear();
+  text->resize(size_t(st.st_size));
+  size_t got = 0;
+  while (got < text->size()) {
+    ssize_t n = ::read(fd, &(*text)[got], text->size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += size_t(n);
+  }
+  int saved = errno;
+  ::close(fd);
+  if (got != text->size()) {
+    *err = path + ": read failed" + (saved ? std::string(": ") + std::strerror(saved) : "");
+    return false;
+  }
   return true;
 }
 

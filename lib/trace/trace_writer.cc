@@ -370,6 +370,14 @@ void WriteCall(Writer& w, const Call& call) {
       w.Key("name");
       w.Str(t.name);
     }
+    if (!t.layout.empty()) {
+      w.Key("layout");
+      w.Str(t.layout);
+    }
+    if (t.sparse_dim >= 0) {
+      w.Key("sparse_dim");
+      w.Int(t.sparse_dim);
+    }
   });
   w.Line();
   Records(w, "nodes", call.nodes, [&](const Node& n) {
@@ -622,6 +630,26 @@ std::string SerializeTrace(const Trace& trace) {
   w.Str(ValuesModeName(m.values));
   w.Close('}');
   w.Line();
+  if (!trace.skipped.empty()) {
+    w.Key("skipped");
+    w.Open('[');
+    for (const SkippedCall& s : trace.skipped) {
+      w.Line();
+      w.Next();
+      w.Open('{');
+      w.Key("program_call");
+      w.Int(s.program_call);
+      w.Key("process");
+      w.Int(s.process);
+      w.Key("reason");
+      w.Str(s.reason);
+      w.Key("start_unix_s");
+      w.Double(s.start_unix_s);
+      w.Close('}');
+    }
+    w.Close(']');
+    w.Line();
+  }
   w.Key("calls");
   w.Open('[');
   for (const Call& call : trace.calls) {

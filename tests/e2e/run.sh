@@ -88,7 +88,36 @@ for f in "$src"/traces/*.json; do
   fi
 done
 
+# Inputs the fuzzers found (tests/fuzz/regressions): refused in one line or
+# read, never a crash, under every command that reads traces.
+for f in "$src"/tests/fuzz/regressions/*; do
+  [ -e "$f" ] || continue
+  name=$(basename "$f")
+  "$bin" show "$f" >"$tmp/out" 2>"$tmp/err"
+  got=$?
+  if [ "$got" -eq 0 ] || { [ "$got" -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ]; }; then ok; else bad "fuzz regression $name: show exit $got: $(head -c 300 "$tmp/err")"; fi
+  "$bin" replay --max-memory 64 "$f" >"$tmp/out" 2>"$tmp/err"
+  got=$?
+  if [ "$got" -le 2 ]; then ok; else bad "fuzz regression $name: replay exit $got: $(head -c 300 "$tmp/err")"; fi
+done
+
+# Output that cannot be written is a failure, not a success.
+if [ -w /dev/full ]; then
+  for args in "show --json $src/traces/mlp.json" "diff $src/traces/mlp.json $src/traces/mlp.json" \
+              "recompile --emit json $src/traces/dynamic.json" "replay --json $src/traces/mlp.json"; do
+    # shellcheck disable=SC2086  # the arguments are words on purpose
+    "$bin" $args >/dev/full 2>"$tmp/err"
+    got=$?
+    if [ "$got" -eq 3 ] && grep -q "cannot write the output to stdout: No space left on device" "$tmp/err"; then ok; else
+      bad "full_device: '$args' >/dev/full exited $got: $(head -c 300 "$tmp/err")"
+    fi
+  done
+fi
+
 # --- replay ---------------------------------------------------------------------------
+# A cap too large to count in bytes is no cap (it used to overflow and refuse every op).
+expect 0 max_memory_huge -- "$bin" replay --check --max-memory 99999999999999 "$src/traces/mlp.json"
+contains "$tmp/out" "MATCH: " max_memory_huge
 # Round trip on freshly recorded models, including several calls.
 for m in mlp lstm dynamic doublegrad; do
   expect 0 "record $m for replay" -- "$bin" record --model "$m" --steps 2 --values all -o "$tmp/r-$m.json"
@@ -112,15 +141,18 @@ contains "$tmp/out" "max abs error 0.5" replay_altered
 # recorded under 1.13; for another backend they are relabelled as its own,
 # so that what they test is the refusal, not the version (cross.sh does that).
 mkdir -p "$tmp/refused"
-for f in "$src"/tests/replay_refused/*.json; do
+# The big cases are made here (megabytes: not kept in the repository).
+/usr/bin/python3 "$src/tests/replay_refused/make.py" --big "$tmp/refused-big"
+for f in "$src"/tests/replay_refused/*.json "$tmp"/refused-big/*.json; do
   name=$(basename "$f" .json)
+  expected_file=$(dirname "$f")/$name.expected
   if [ -n "${CAUTOGRAD_TORCH:-}" ]; then
     sed -E "s/\"libtorch_version\": ?\"[^\"]*\"/\"libtorch_version\": \"$CAUTOGRAD_TORCH\"/" "$f" >"$tmp/refused/$name.json"
     f=$tmp/refused/$name.json
   fi
   expect 2 "refused $name" -- "$bin" replay --max-memory 64 "$f"
   one_line "$tmp/err" "refused $name"
-  contains "$tmp/err" "cautograd replay: $f: $(cat "$src/tests/replay_refused/$name.expected")" "refused $name"
+  contains "$tmp/err" "cautograd replay: $f: $(cat "$expected_file")" "refused $name"
 done
 
 # --- recompile --------------------------------------------------------------------

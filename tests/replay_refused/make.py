@@ -5,16 +5,23 @@ line `cautograd replay` must answer it with (NAME.expected).
 Every trace here is valid for the reader: what is wrong is the program. The
 base is a hand-written embedding backward: grad [4, 3] float32 and indices
 [4] int64 in, a [10, 3] gradient table out. Run it after a trace format
-change: /usr/bin/python3 tests/replay_refused/make.py
+change: /usr/bin/python3 tests/replay_refused/make.py (the big cases are made at test
+time: make.py --big DIR)
 """
 import base64
 import copy
 import json
 import os
 import struct
+import sys
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# make.py --big DIR: write only the big cases, into DIR.
+BIG = None
+if len(sys.argv) == 3 and sys.argv[1] == "--big":
+    BIG, HERE = sys.argv[2], None
+    os.makedirs(BIG, exist_ok=True)
 
 
 def value(tensor, dtype, fmt, items):
@@ -66,12 +73,17 @@ BASE = {
 }
 
 
-def case(name, expected, mutate):
+def case(name, expected, mutate, big=False):
+    """Writes NAME.json and NAME.expected here; a big one (megabytes) only
+    where --big DIR says, which the end-to-end suite gives at test time."""
+    out = BIG if big else HERE
+    if out is None:
+        return
     trace = copy.deepcopy(BASE)
     mutate(trace["calls"][0])
-    with open(os.path.join(HERE, name + ".json"), "w") as f:
-        json.dump(trace, f, indent=1)
-    with open(os.path.join(HERE, name + ".expected"), "w") as f:
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump(trace, f, indent=None if big else 1)
+    with open(os.path.join(out, name + ".expected"), "w") as f:
         f.write(expected + "\n")
 
 
@@ -143,3 +155,34 @@ def max_pool_with_bad_indices(c):
 case("kernel_crash", "call 0, op 0 (aten::max_pool2d_with_indices_backward) crashed (Segmentation fault); "
      "its recorded arguments are invalid for the operator (a tampered or corrupt trace?)",
      max_pool_with_bad_indices)
+
+
+def factory_without_size_flag(c):
+    # aten::zeros of [64, 1024, 1024] (512 MiB as float64), its size list
+    # not marked as a size: the memory cap must not depend on that mark.
+    c["ops"][0].update(op="aten::zeros", overload="", args=[arg("size", ints=[64, 1024, 1024])],
+                       outputs=[{"tensor": 2}])
+
+
+case("factory_without_size_flag", "call 0, op 0 (aten::zeros): asks for a tensor of [64, 1024, 1024], "
+     "over --max-memory 64.0 MiB", factory_without_size_flag)
+
+
+def storages_that_sum_past_int64(c):
+    # 8,193 storages of 2^50 bytes, all live at once: their sum passes 2^63,
+    # which must not wrap into a small (or negative) peak.
+    n = 8193
+    c["storages"] = [{"id": i, "nbytes": 1 << 50, "device": "cpu"} for i in range(n)] + \
+                    [{"id": n, "nbytes": 4 * n, "device": "cpu"}]
+    c["tensors"] = [tensor(i, [1], "float32", i, ["saved"]) for i in range(n)] + \
+                   [tensor(n, [n], "float32", n, ["op_output"])]
+    c["nodes"][0]["inputs"] = [{"shape": [1], "dtype": "float32", "device": "cpu"}]
+    c["nodes"][0]["grads_in"] = [0]
+    c["ops"][0].update(op="aten::cat", overload="", args=[arg("tensors", tensors=list(range(n))),
+                                                          arg("dim", int=0)],
+                       outputs=[{"tensor": n}])
+    c["values"] = []
+
+
+case("storages_sum_past_int64", "call 0 needs about 8.0 EiB at its peak (from the recorded metadata), over "
+     "--max-memory 64.0 MiB; raise --max-memory to replay it", storages_that_sum_past_int64, big=True)

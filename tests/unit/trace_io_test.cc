@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include "lib/trace/summary.h"
 #include "tests/unit/small_trace.h"
 
 namespace cautograd {
@@ -97,6 +98,21 @@ TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
        "calls[0].tensors[2].shape[0]: absurd size -1"},
       {"past storage", [](json& j) { j["calls"][0]["tensors"][2]["offset"] = 100; },
        "calls[0].tensors[2]: tensor reaches past the end of storage 2"},
+      // (65537 - 1) * 2^48 is 2^64: it wrapped to 0, and an 8-byte storage passed.
+      {"stride times size wraps",
+       [](json& j) {
+         j["calls"][0]["tensors"][2]["shape"] = json::array({65537});
+         j["calls"][0]["tensors"][2]["strides"] = json::array({int64_t(1) << 48});
+       },
+       "calls[0].tensors[2]: tensor reaches past the end of storage 2"},
+      {"unknown layout", [](json& j) { j["calls"][0]["tensors"][2]["layout"] = "origami"; },
+       "calls[0].tensors[2].layout: unknown layout 'origami'"},
+      {"sparse with a storage", [](json& j) { j["calls"][0]["tensors"][2]["layout"] = "sparse_coo"; },
+       "calls[0].tensors[2].storage: a sparse_coo tensor has no storage of its own"},
+      {"sparse_dim on a strided tensor", [](json& j) { j["calls"][0]["tensors"][2]["sparse_dim"] = 1; },
+       "calls[0].tensors[2].sparse_dim: sparse_dim 1 for a strided tensor"},
+      {"skipped without a reason", [](json& j) { j["skipped"] = json::array({{{"program_call", 1}}}); },
+       "skipped[0]: missing field 'process'"},
       {"missing field", [](json& j) { j["calls"][0]["tensors"][1].erase("dtype"); },
        "calls[0].tensors[1]: missing field 'dtype'"},
       {"unknown dtype", [](json& j) { j["calls"][0]["tensors"][1]["dtype"] = "float8"; },
@@ -174,6 +190,66 @@ TEST(TraceIo, AtomicWriteReplacesAndLeavesNoTemporary) {
   EXPECT_NE(err.find("cannot write"), std::string::npos) << err;
   std::remove(path.c_str());
   EXPECT_EQ(rmdir(dir), 0) << "a temporary file was left behind";
+}
+
+TEST(TraceIo, SkippedCallsAndLayoutsRoundTrip) {
+  Trace trace = SmallTrace();
+  SkippedCall skipped;
+  skipped.program_call = 3;
+  skipped.process = 4242;
+  skipped.reason = "backward call 3: at node 'X' (op 'aten::y'): a nested tensor";
+  skipped.start_unix_s = 12.5;
+  trace.skipped.push_back(skipped);
+  TensorInfo& t = trace.calls[0].tensors[2];
+  t.layout = "sparse_coo";
+  t.sparse_dim = 1;
+  t.storage = -1;
+  std::string text = SerializeTrace(trace);
+  Trace back;
+  std::string err;
+  ASSERT_TRUE(ParseTrace(text, "t.json", &back, &err)) << err;
+  EXPECT_EQ(SerializeTrace(back), text);
+  ASSERT_EQ(back.skipped.size(), 1u);
+  EXPECT_EQ(back.skipped[0].program_call, 3);
+  EXPECT_EQ(back.skipped[0].process, 4242);
+  EXPECT_EQ(back.skipped[0].reason, skipped.reason);
+  EXPECT_EQ(back.calls[0].tensors[2].layout, "sparse_coo");
+  EXPECT_EQ(back.calls[0].tensors[2].sparse_dim, 1);
+  // A trace with neither writes neither: traces from before them read the same.
+  std::string plain = SerializeTrace(SmallTrace());
+  EXPECT_EQ(plain.find("\"skipped\""), std::string::npos);
+  EXPECT_EQ(plain.find("\"layout\""), std::string::npos);
+}
+
+// Hostile numbers and nesting are refused in one line, never a crash.
+TEST(TraceIo, HostileNumbersAndNestingAreRefused) {
+  std::string text = SerializeTrace(SmallTrace());
+  size_t at = text.find("\"duration_us\":");
+  ASSERT_NE(at, std::string::npos);
+  std::string overflow = text;
+  overflow.insert(at + 14, "1e999,\"x\":");
+  Trace back;
+  std::string err;
+  EXPECT_FALSE(ParseTrace(overflow, "t.json", &back, &err));
+  EXPECT_NE(err.find("t.json: not a readable trace: number overflow parsing '1e999'"), std::string::npos) << err;
+  const std::vector<std::pair<std::string, std::string>> places = {
+      {"{\"format\": ", "}"}, {"{\"format\": \"cautograd-trace\", \"meta\": {\"x\": ", "}}"}};
+  for (const auto& [head, tail] : places) {
+    std::string deep = head + std::string(200000, '[') + std::string(200000, ']') + tail;
+    EXPECT_FALSE(ParseTrace(deep, "t.json", &back, &err));
+    EXPECT_EQ(err, "t.json: (top level): nested deeper than 128 levels; no cautograd trace does");
+  }
+}
+
+TEST(TraceIo, SizesSaturateInsteadOfWrapping) {
+  EXPECT_EQ(SaturatingAdd(INT64_MAX - 1, 5), INT64_MAX);
+  EXPECT_EQ(SaturatingAdd(INT64_MIN + 1, -5), INT64_MIN);
+  EXPECT_EQ(SaturatingAdd(2, 3), 5);
+  Trace trace = SmallTrace();
+  for (int i = 0; i < 8193; ++i)
+    trace.calls[0].storages.push_back({int64_t(trace.calls[0].storages.size()), int64_t(1) << 50, "cpu"});
+  TraceSummary s = Summarize(trace);
+  EXPECT_EQ(s.calls[0].tensor_bytes, INT64_MAX);
 }
 
 TEST(TraceIo, MissingFileIsOneLine) {
