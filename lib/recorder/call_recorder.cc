@@ -423,6 +423,7 @@ void CallRecorder::Reuse() {
   selected = done = finished = false;
   program_call = -1;
   failed.clear();
+  ++serial;
   call = Call();
   deferred = Deferred();
   exec_count_ = 0;

@@ -58,7 +58,8 @@ struct CallRecorder {
   // frames are not looked at and Finished reports it as skipped.
   std::string failed;
   bool done = false;      // Complete() ran (or the call failed): the call's data is final
-  bool finished = false;  // the engine's final callback ran
+  bool finished = false;  // the engine's final callback ran (or its graph task died without it)
+  uint64_t serial = 0;    // which use of this recorder: Reuse() moves it on
   ValuesMode values = ValuesMode::kInts;
   bool ca_key = false;  // also record compiled autograd's key (lib/torch_compat/ca_walk.h)
   std::mutex mu;

@@ -41,6 +41,9 @@ struct FrameContext : at::ObserverContext {
   Clock::time_point start;
 };
 
+// The active recorder's state, if any.
+Recorder::State* g_state_now();
+
 struct Recorder::State : rec::CallAnnouncer {
   RecorderOptions options;
   // Two callbacks. The light one sees only backward nodes, asks for no
@@ -326,9 +329,50 @@ struct Recorder::State : rec::CallAnnouncer {
       c->Reserve(last_sizes);
     }
     // The engine runs final callbacks once every node of the graph task is
-    // done: that is where the call ends.
-    ta::Engine::get_default_engine().queue_callback([this, c] { Finished(c); });
+    // done: that is where the call ends. A call that throws runs none, but
+    // its graph task dies, and with it the callback and what it holds:
+    // that is where such a call ends (else a later graph task at the same
+    // address would be taken for it, and its calls lost).
+    auto gone = std::make_shared<TaskGone>(this, c);
+    try {
+      ta::Engine::get_default_engine().queue_callback([this, c, gone] { Finished(c); });
+    } catch (...) {
+      gone->c = nullptr;  // under mu: its end must not take it again
+      throw;
+    }
     return c;
+  }
+
+  // Held by a call's final callback: destroyed with its graph task.
+  struct TaskGone {
+    State* st;
+    CallRecorder* c;
+    uint64_t serial;
+    TaskGone(State* s, CallRecorder* call) : st(s), c(call), serial(call->serial) {}
+    ~TaskGone() {
+      if (c) st->Unfinished(c, serial);
+    }
+  };
+
+  // A call's graph task died without its final callback: the call threw.
+  // It is not recorded (it did not complete); its recorder is let go. An
+  // announced call is CallReturned's to let go.
+  void Unfinished(CallRecorder* c, uint64_t serial) {
+    if (g_state_now() != this) return;  // recording is over
+    std::lock_guard<std::mutex> lock(mu);
+    if (c->serial != serial || c->finished) return;
+    for (const Announcement& a : announced)
+      if (a.call == c) return;
+    auto it = active.find(c->task);
+    if (it != active.end() && it->second == c) active.erase(it);
+    g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
+    {
+      std::lock_guard<std::mutex> call_lock(c->mu);
+      c->done = true;
+    }
+    c->finished = true;
+    if (c->selected) --calls_recorded;  // as for an announced call that threw
+    UpdateCallbacks();
   }
 
   std::shared_ptr<const ParameterNames> names_shared() const { return names; }
@@ -428,6 +472,12 @@ struct Recorder::State : rec::CallAnnouncer {
 namespace {
 
 std::atomic<Recorder::State*> g_state{nullptr};
+
+}  // namespace
+
+Recorder::State* g_state_now() { return g_state.load(std::memory_order_acquire); }
+
+namespace {
 
 std::unique_ptr<at::ObserverContext> OnStart(const at::RecordFunction& fn) {
   if (t_busy || t_in_op || t_unrecordable) return nullptr;
