@@ -32,7 +32,7 @@ for target in fuzz_trace_reader fuzz_replay_check; do
   corpus=$build/corpus/$target
   mkdir -p "$corpus"
   cp tests/malformed/*.json tests/replay_refused/*.json traces/*.json tests/data/*.json "$corpus"/
-  cp tests/fuzz/regressions/* "$corpus"/ 2>/dev/null || true
+  find tests/fuzz/regressions -type f ! -name "*.md" -exec cp {} "$corpus"/ \;
   log=$build/$target.log
   # -rss_limit_mb: a trace must never make the reader or the checker use
   # more than that; -timeout: nor take longer than that on one input.

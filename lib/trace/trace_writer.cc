@@ -631,12 +631,7 @@ std::string SerializeTrace(const Trace& trace) {
   w.Close('}');
   w.Line();
   if (!trace.skipped.empty()) {
-    w.Key("skipped");
-    w.Open('[');
-    for (const SkippedCall& s : trace.skipped) {
-      w.Line();
-      w.Next();
-      w.Open('{');
+    Records(w, "skipped", trace.skipped, [&](const SkippedCall& s) {
       w.Key("program_call");
       w.Int(s.program_call);
       w.Key("process");
@@ -645,9 +640,7 @@ std::string SerializeTrace(const Trace& trace) {
       w.Str(s.reason);
       w.Key("start_unix_s");
       w.Double(s.start_unix_s);
-      w.Close('}');
-    }
-    w.Close(']');
+    });
     w.Line();
   }
   w.Key("calls");

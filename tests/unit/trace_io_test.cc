@@ -111,7 +111,7 @@ TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
        "calls[0].tensors[2].storage: a sparse_coo tensor has no storage of its own"},
       {"sparse_dim on a strided tensor", [](json& j) { j["calls"][0]["tensors"][2]["sparse_dim"] = 1; },
        "calls[0].tensors[2].sparse_dim: sparse_dim 1 for a strided tensor"},
-      {"skipped without a reason", [](json& j) { j["skipped"] = json::array({{{"program_call", 1}}}); },
+      {"skipped call without its fields", [](json& j) { j["skipped"] = json::array({{{"program_call", 1}}}); },
        "skipped[0]: missing field 'process'"},
       {"missing field", [](json& j) { j["calls"][0]["tensors"][1].erase("dtype"); },
        "calls[0].tensors[1]: missing field 'dtype'"},
