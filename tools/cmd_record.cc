@@ -126,9 +126,7 @@ class RecordCommand : public Command {
     std::cerr << "cautograd record: " << trace.calls.size() << " backward call"
               << (trace.calls.size() == 1 ? "" : "s") << " of '" << f_.command[0] << "'" << how
               << " recorded to " << f_.output << " (torch " << backend->version << ")\n";
-    std::string skipped = SkippedLine(trace, f_.allow_skipped, &exit_code);
-    if (!skipped.empty()) std::cerr << "cautograd record: " << skipped << "\n";
-    return exit_code;
+    return ReportSkipped(trace, f_.allow_skipped, exit_code);
   }
 
   RecordFlags f_;

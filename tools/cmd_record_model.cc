@@ -72,10 +72,7 @@ class RecordModelCommand : public Command {
     std::cerr << "recorded " << trace.calls.size() << " backward call" << (trace.calls.size() == 1 ? "" : "s")
               << " of model '" << f_.model << "' (" << nodes << " nodes, " << ops << " ops) to " << f_.output
               << "\n";
-    int status = kExitOk;
-    std::string skipped = SkippedLine(trace, f_.allow_skipped, &status);
-    if (!skipped.empty()) std::cerr << "cautograd record: " << skipped << "\n";
-    return status;
+    return ReportSkipped(trace, f_.allow_skipped, kExitOk);
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "tools/record_flags.h"
 
+#include <iostream>
+
 #include <CLI/CLI.hpp>
 
 #include "lib/trace/trace.h"
@@ -59,18 +61,18 @@ bool CheckRecordFlags(const RecordFlags& f, std::string* err) {
   return true;
 }
 
-std::string SkippedLine(const Trace& trace, bool allow_skipped, int* status) {
-  if (trace.skipped.empty()) return "";
+int ReportSkipped(const Trace& trace, bool allow_skipped, int status) {
+  if (trace.skipped.empty()) return status;
   const SkippedCall& first = trace.skipped.front();
-  std::string line = std::to_string(trace.skipped.size()) + " chosen backward call" +
-                     (trace.skipped.size() == 1 ? " was" : "s were") +
-                     " not recorded (the trace names each, 'cautograd show' lists them); the first: " +
-                     first.reason;
-  if (*status == 0 && !allow_skipped) {
-    *status = kExitSkipped;
-    line += "; exit status 4 (--allow-skipped accepts a partial trace)";
+  std::cerr << "cautograd record: " << trace.skipped.size() << " chosen backward call"
+            << (trace.skipped.size() == 1 ? " was" : "s were")
+            << " not recorded (the trace names each, 'cautograd show' lists them); the first: " << first.reason;
+  if (status == kExitOk && !allow_skipped) {
+    status = kExitSkipped;
+    std::cerr << "; exit status 4 (--allow-skipped accepts a partial trace)";
   }
-  return line;
+  std::cerr << "\n";
+  return status;
 }
 
 }  // namespace cautograd

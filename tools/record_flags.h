@@ -29,11 +29,11 @@ struct RecordFlags {
 
 struct Trace;
 
-// The last line `record` prints about the calls it could not record, and
-// the exit status it then ends with: "" and `status` when none was
-// skipped; else a line naming how many and the first, and kExitSkipped
-// (when `status` is 0 and --allow-skipped is not given).
-std::string SkippedLine(const Trace& trace, bool allow_skipped, int* status);
+// Ends `record` (either program's): when some chosen calls could not be
+// recorded, prints a last line naming how many and the first, and turns
+// `status` 0 into kExitSkipped unless --allow-skipped. Returns the status
+// to exit with.
+int ReportSkipped(const Trace& trace, bool allow_skipped, int status);
 
 // `with_torch`: whether to offer --torch (cautograd does; a backend is one torch).
 void AddRecordFlags(CLI::App* app, RecordFlags* flags, bool with_torch);

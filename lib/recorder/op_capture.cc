@@ -155,8 +155,7 @@ void Deferred::WriteInto(Call* call) {
     } else {
       // Sparse and other layouts have no strides; describe them as dense.
       info.layout = LayoutName(m.layout);
-      info.sparse_dim = m.sparse_dim;
-      if (info.layout.empty()) info.layout = "sparse_coo";  // unreachable: Register refuses others
+      info.sparse_dim = m.sparse_dim;  // Register refused layouts the trace has no name for
       info.strides.assign(info.shape.size(), 1);
       for (int64_t d = int64_t(info.shape.size()) - 2; d >= 0; --d)
         info.strides[size_t(d)] =

@@ -41,8 +41,17 @@ struct FrameContext : at::ObserverContext {
   Clock::time_point start;
 };
 
+namespace {
+
 // The active recorder's state, if any.
-Recorder::State* g_state_now();
+std::atomic<Recorder::State*> g_state{nullptr};
+
+// Now, as a trace's start_unix_s.
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
 
 struct Recorder::State : rec::CallAnnouncer {
   RecorderOptions options;
@@ -234,17 +243,8 @@ struct Recorder::State : rec::CallAnnouncer {
       bool threw = a->call && !a->finished;
       if (threw) {
         // The call threw: the engine runs no final callback then, so
-        // Finished never came. It is not recorded; its recorder is let go,
-        // so that the next graph task (which may get the same address) is
-        // a call of its own.
-        CallRecorder* c = a->call;
-        active.erase(c->task);
-        g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
-        {
-          std::lock_guard<std::mutex> call_lock(c->mu);
-          c->done = true;
-        }
-        c->finished = true;
+        // Finished never came.
+        LetGo(a->call);
       }
       // A chosen call that recorded nothing does not use up --max-calls.
       if (a->selected && (!a->call || threw)) --calls_recorded;
@@ -325,7 +325,7 @@ struct Recorder::State : rec::CallAnnouncer {
       c->call.create_graph = at::GradMode::is_enabled();
       c->call.keep_graph = ta::get_current_graph_task_keep_graph();
       c->call.start_unix_s =
-          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+          UnixNow();
       c->Reserve(last_sizes);
     }
     // The engine runs final callbacks once every node of the graph task is
@@ -358,11 +358,20 @@ struct Recorder::State : rec::CallAnnouncer {
   // It is not recorded (it did not complete); its recorder is let go. An
   // announced call is CallReturned's to let go.
   void Unfinished(CallRecorder* c, uint64_t serial) {
-    if (g_state_now() != this) return;  // recording is over
+    if (g_state.load(std::memory_order_acquire) != this) return;  // recording is over
     std::lock_guard<std::mutex> lock(mu);
     if (c->serial != serial || c->finished) return;
     for (const Announcement& a : announced)
       if (a.call == c) return;
+    LetGo(c);
+    if (c->selected) --calls_recorded;  // as for an announced call that threw
+    UpdateCallbacks();
+  }
+
+  // A call that threw is not recorded; its recorder is let go, so that the
+  // next graph task (which may get the same address) is a call of its own.
+  // Under mu.
+  void LetGo(CallRecorder* c) {
     auto it = active.find(c->task);
     if (it != active.end() && it->second == c) active.erase(it);
     g_calls_epoch.fetch_add(1, std::memory_order_acq_rel);
@@ -371,8 +380,6 @@ struct Recorder::State : rec::CallAnnouncer {
       c->done = true;
     }
     c->finished = true;
-    if (c->selected) --calls_recorded;  // as for an announced call that threw
-    UpdateCallbacks();
   }
 
   std::shared_ptr<const ParameterNames> names_shared() const { return names; }
@@ -468,14 +475,6 @@ struct Recorder::State : rec::CallAnnouncer {
     }
   }
 };
-
-namespace {
-
-std::atomic<Recorder::State*> g_state{nullptr};
-
-}  // namespace
-
-Recorder::State* g_state_now() { return g_state.load(std::memory_order_acquire); }
 
 namespace {
 
@@ -732,7 +731,7 @@ void Recorder::BeginUnrecordableCall(const std::string& why) {
     ++state_->calls_recorded;
   }
   state_->Skipped(index, why,
-                  std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+                  UnixNow());
 }
 
 void Recorder::EndUnrecordableCall() {
@@ -791,12 +790,12 @@ void Recorder::BeginCompiledCall(const compat::NodePtr& root, const void* task_p
     c.call.api = outputs.empty() ? "backward" : "grad";
     c.call.keep_graph = task.keep_graph_;
     c.call.start_unix_s =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        UnixNow();
     t_compiled_call = std::make_unique<Call>(std::move(c.call));
     t_compiled_start = Clock::now();
   } catch (const std::exception& e) {
     st->Skipped(index, "compiled autograd runs it, and its graph cannot be read: " + OneLine(e),
-                std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+                UnixNow());
   }
 }
 

@@ -1134,6 +1134,13 @@ class StreamingReader {
   bool calls_seen_ = false, streaming_ = false, failed_ = false;
 };
 
+// nlohmann's text without its "[json.exception.parse_error.101] " prefix.
+std::string JsonErrorText(const json::exception& e) {
+  std::string what = e.what();
+  size_t pos = what.find("] ");
+  return pos == std::string::npos ? what : what.substr(pos + 2);
+}
+
 }  // namespace
 
 bool ParseTrace(const std::string& text, const std::string& source, Trace* trace, std::string* err) {
@@ -1146,20 +1153,14 @@ bool ParseTrace(const std::string& text, const std::string& source, Trace* trace
       return reader.Event(event, parsed);
     });
   } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    // nlohmann's text starts with "[json.exception.parse_error.101] parse error at ...".
-    size_t pos = what.find("] ");
-    if (pos != std::string::npos) what = what.substr(pos + 2);
+    std::string what = JsonErrorText(e);
     if (e.byte >= text.size()) what = "truncated or empty file: " + what;
     *err = source + ": not valid JSON: " + what;
     return false;
   } catch (const json::exception& e) {
     // A number too large for a double ("1e999"), and whatever else the
     // parser refuses that is not a syntax error.
-    std::string what = e.what();
-    size_t pos = what.find("] ");
-    if (pos != std::string::npos) what = what.substr(pos + 2);
-    *err = source + ": not a readable trace: " + what;
+    *err = source + ": not a readable trace: " + JsonErrorText(e);
     return false;
   }
   if (reader.failed()) return false;
@@ -1184,16 +1185,17 @@ bool ReadFile(const std::string& path, std::string* text, std::string* err) {
   text->clear();
   text->resize(size_t(st.st_size));
   size_t got = 0;
+  int read_errno = 0;  // 0: the file ended early
   while (got < text->size()) {
     ssize_t n = ::read(fd, &(*text)[got], text->size() - got);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0) read_errno = errno;
     if (n <= 0) break;
     got += size_t(n);
   }
-  int saved = errno;
   ::close(fd);
   if (got != text->size()) {
-    *err = path + ": read failed" + (saved ? std::string(": ") + std::strerror(saved) : "");
+    *err = path + ": read failed: " + (read_errno ? std::strerror(read_errno) : "the file shrank while it was read");
     return false;
   }
   return true;
