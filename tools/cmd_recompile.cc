@@ -73,7 +73,9 @@ class RecompileCommand : public Command {
     std::vector<CacheCall> calls;
     for (size_t i = 0; i < paths_.size(); ++i) {
       std::string err;
-      if (!ReadTraceFile(paths_[i], &traces_[i], &err)) return Fail(name(), err, kExitBadInput);
+      ReadOptions metadata_only;  // compiled autograd's cache never looks at values
+      metadata_only.values = false;
+      if (!ReadTraceFile(paths_[i], &traces_[i], &err, metadata_only)) return Fail(name(), err, kExitBadInput);
       for (const Call& call : traces_[i].calls) calls.push_back({paths_[i], &call});
     }
     // Where some calls ran under compiled autograd, those are the calls its

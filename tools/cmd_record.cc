@@ -114,7 +114,7 @@ class RecordCommand : public Command {
     if (trace.meta.tool_version.empty()) trace.meta = NewMeta(values, backend->version);
     trace.meta.command = CommandLine();
     trace.meta.values = values;
-    if (!WriteTraceFile(f_.output, trace, &err)) {
+    if (!WriteTraceFile(f_.output, trace, &err, RecordWriteOptions(f_))) {
       Fail(name(), err + " (the recorded calls are left in " + launch.dir + ")", kExitFailure);
       return exit_code ? exit_code : int(kExitFailure);
     }

@@ -62,7 +62,7 @@ class RecordModelCommand : public Command {
     }
     trace.meta.command = CommandLine();
     trace.meta.seed = f_.seed;
-    if (!WriteTraceFile(f_.output, trace, &err)) return Fail(name(), err, kExitFailure);
+    if (!WriteTraceFile(f_.output, trace, &err, RecordWriteOptions(f_))) return Fail(name(), err, kExitFailure);
 
     int64_t nodes = 0, ops = 0;
     for (const Call& call : trace.calls) {

@@ -55,7 +55,11 @@ void RenderText(const std::string& path, const TraceSummary& s, std::ostream& ou
     out << "  types    " << Counts(c.node_types, 6) << "\n";
     out << "  ops      " << c.ops << ": " << Counts(c.op_names, 6) << "\n";
     out << "  tensors  " << c.tensors << " in " << c.storages << " storages, " << HumanBytes(c.tensor_bytes)
-        << "; values kept for " << c.values << " (" << HumanBytes(c.value_bytes) << ")\n";
+        << "; values kept for " << c.values << " (" << HumanBytes(c.value_bytes);
+    if (c.values_compressed)
+      out << "; " << c.values_compressed << " compressed with zstd, " << HumanBytes(c.value_bytes_compressed_raw)
+          << " in " << HumanBytes(c.value_bytes_compressed);
+    out << ")\n";
     out << "  hooks    ";
     if (c.hooks.empty()) out << "none";
     bool first = true;
@@ -110,6 +114,8 @@ void RenderJson(const std::string& path, const TraceSummary& s, std::ostream& ou
                      {"tensor_bytes", c.tensor_bytes},
                      {"values", c.values},
                      {"value_bytes", c.value_bytes},
+                     {"values_compressed", c.values_compressed},
+                     {"value_bytes_compressed", c.value_bytes_compressed},
                      {"hooks", c.hooks},
                      {"guards",
                       {{"nodes", c.guard_nodes},
@@ -139,23 +145,37 @@ class ShowCommand : public Command {
   void AddFlags(CLI::App* app) override {
     app->add_option("FILE", path_, "Trace file")->required();
     app->add_flag("--json", json_, "Print the summary as JSON");
+    app->add_flag("--verify", verify_,
+                  "Also read every value and check its size and checksum (without it, a version 2 trace's "
+                  "values are not read at all)");
   }
 
   int Run() override {
     Trace trace;
     std::string err;
-    if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    ReadOptions options;
+    options.values = verify_;
+    if (!ReadTraceFile(path_, &trace, &err, options)) return Fail(name(), err, kExitBadInput);
     TraceSummary summary = Summarize(trace);
     if (json_)
       RenderJson(path_, summary, std::cout);
     else
       RenderText(path_, summary, std::cout);
+    if (verify_ && !json_) {
+      int64_t n = 0, bytes = 0;
+      for (const CallSummary& c : summary.calls) {
+        n += c.values;
+        bytes = SaturatingAdd(bytes, c.value_bytes);
+      }
+      std::cout << "\nverified " << n << " value" << (n == 1 ? "" : "s") << " (" << HumanBytes(bytes)
+                << "): every size and checksum matches\n";
+    }
     return kExitOk;
   }
 
  private:
   std::string path_;
-  bool json_ = false;
+  bool json_ = false, verify_ = false;
 };
 
 }  // namespace

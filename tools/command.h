@@ -41,6 +41,7 @@ class Command {
 
 // cautograd's own: the trace-only commands, record (which runs programs
 // itself and hands --model to a backend), and the commands it forwards.
+std::unique_ptr<Command> MakeConvertCommand();
 std::unique_ptr<Command> MakeDiffCommand();
 std::unique_ptr<Command> MakeRecordCommand();
 std::unique_ptr<Command> MakeRecompileCommand();

@@ -24,7 +24,7 @@ std::string VersionText() {
 
 int main(int argc, char** argv) {
   using namespace cautograd;
-  // In the order a user meets them: record, look, replay, compare, explain, time.
+  // In the order a user meets them: record, look, replay, compare, explain, time, migrate.
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(MakeRecordCommand());
   commands.push_back(MakeShowCommand());
@@ -32,5 +32,6 @@ int main(int argc, char** argv) {
   commands.push_back(MakeDiffCommand());
   commands.push_back(MakeRecompileCommand());
   commands.push_back(MakeForwardedCommand("bench", kBenchDescription));
+  commands.push_back(MakeConvertCommand());
   return RunCli(argc, argv, std::move(commands), VersionText);
 }

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "lib/trace/trace.h"
+#include "lib/trace/trace_io.h"
 #include "tools/command.h"
 
 namespace cautograd {
@@ -18,8 +19,10 @@ void AddRecordFlags(CLI::App* app, RecordFlags* f, bool with_torch) {
   app->add_option("--seed", f->seed, "Seed for weights and inputs")->capture_default_str();
   app->add_option("--values", f->values,
                   "Tensor values to keep: none, ints (integer and bool tensors, needed to replay "
-                  "indexing ops), or all (every input, op output and final gradient)")
-      ->check(CLI::IsMember({"none", "ints", "all"}))
+                  "indexing ops), inputs (every tensor that comes into the call, and the final gradients: "
+                  "enough for 'replay --check' to prove the result, for a bug report), or all (also every "
+                  "op's output, so replay finds the first op that diverges)")
+      ->check(CLI::IsMember({"none", "ints", "inputs", "all"}))
       ->capture_default_str();
   app->add_option("--calls", f->calls,
                   "Backward calls to record, counting from 0: all, N, A-B, every:N, or a comma list")
@@ -29,6 +32,9 @@ void AddRecordFlags(CLI::App* app, RecordFlags* f, bool with_torch) {
   app->add_option("-o,--output", f->output,
                   "Trace file to write (written atomically: a new file renamed over the old, so a symlink "
                   "given here is replaced, not followed)");
+  app->add_flag("--compress", f->compress,
+                "Store each value as a zstd frame where that saves at least an eighth of its bytes "
+                "(integer, bool, zero and bfloat16 tensors do; random float32 data barely does)");
   app->add_flag("--allow-skipped", f->allow_skipped,
                 "Exit 0 even when some chosen calls could not be recorded (they are named in the trace); "
                 "without it record exits 4 then, so that CI never takes a partial trace for a whole one");
@@ -59,6 +65,12 @@ bool CheckRecordFlags(const RecordFlags& f, std::string* err) {
     return false;
   }
   return true;
+}
+
+WriteOptions RecordWriteOptions(const RecordFlags& flags) {
+  WriteOptions options;
+  options.compress = flags.compress;
+  return options;
 }
 
 int ReportSkipped(const Trace& trace, bool allow_skipped, int status) {

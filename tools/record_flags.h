@@ -25,9 +25,14 @@ struct RecordFlags {
   std::string output;
   std::string torch;  // cautograd's only: which backend runs --model
   bool allow_skipped = false;
+  bool compress = false;
 };
 
 struct Trace;
+struct WriteOptions;
+
+// How `record` writes its trace, from the flags.
+WriteOptions RecordWriteOptions(const RecordFlags& flags);
 
 // Ends `record` (either program's): when some chosen calls could not be
 // recorded, prints a last line naming how many and the first, and turns

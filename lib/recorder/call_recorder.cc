@@ -381,7 +381,7 @@ void CallRecorder::FillMissingShapes() {
 
 void CallRecorder::Complete() {
   FillMissingShapes();
-  if (values == ValuesMode::kAll) {
+  if (values == ValuesMode::kAll || values == ValuesMode::kInputs) {
     for (size_t id = 0; id < nodes.size(); ++id) {
       const Node& n = call.nodes[id];
       if (!n.leaf || n.leaf->grad_after < 0) continue;

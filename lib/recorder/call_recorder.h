@@ -83,7 +83,8 @@ struct CallRecorder {
   void Reserve(const CallSizes& n);
 
   bool WantValues(c10::ScalarType dtype) const {
-    return values == ValuesMode::kAll || (values == ValuesMode::kInts && IsIntegralDtype(DtypeName(dtype)));
+    return values == ValuesMode::kAll || values == ValuesMode::kInputs ||
+           (values == ValuesMode::kInts && IsIntegralDtype(DtypeName(dtype)));
   }
 
   double Now() const { return Micros(t0, Clock::now()); }

@@ -16,14 +16,19 @@ std::array<int8_t, 256> MakeDecodeTable() {
   return table;
 }
 
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> table;
+// kCrc[0] is the classic byte table; kCrc[k][b] is the CRC of byte b followed
+// by k zero bytes, so eight bytes fold in with eight lookups at once.
+using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
+CrcTables MakeCrcTables() {
+  CrcTables t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
     for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
+    t[0][i] = c;
   }
-  return table;
+  for (uint32_t i = 0; i < 256; ++i)
+    for (size_t k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+  return t;
 }
 
 }  // namespace
@@ -84,17 +89,39 @@ bool Base64Decode(const std::string& text, std::string* bytes) {
   return true;
 }
 
-uint32_t Crc32(const std::string& bytes) {
-  static const std::array<uint32_t, 256> kTable = MakeCrcTable();
+uint32_t Crc32(const char* data, size_t size) {
+  static const CrcTables t = MakeCrcTables();
+  const auto* p = reinterpret_cast<const uint8_t*>(data);
   uint32_t c = 0xFFFFFFFFu;
-  for (char ch : bytes) c = kTable[(c ^ uint8_t(ch)) & 0xFF] ^ (c >> 8);
+  for (; size >= 8; p += 8, size -= 8) {
+    // Little-endian loads, written out so the code does not depend on the host.
+    uint32_t lo = c ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
+    uint32_t hi = uint32_t(p[4]) | uint32_t(p[5]) << 8 | uint32_t(p[6]) << 16 | uint32_t(p[7]) << 24;
+    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
+        t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+  }
+  for (; size > 0; ++p, --size) c = t[0][(c ^ *p) & 0xFF] ^ (c >> 8);
   return c ^ 0xFFFFFFFFu;
 }
 
-std::string Crc32Hex(const std::string& bytes) {
+std::string Hex32(uint32_t v) {
   char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", Crc32(bytes));
+  std::snprintf(buf, sizeof buf, "%08x", v);
   return buf;
+}
+
+std::string Crc32Hex(const std::string& bytes) { return Hex32(Crc32(bytes)); }
+
+bool ParseHex32(const std::string& text, uint32_t* v) {
+  if (text.size() != 8) return false;
+  uint32_t out = 0;
+  for (char c : text) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    out = out << 4 | uint32_t(d);
+  }
+  *v = out;
+  return true;
 }
 
 }  // namespace cautograd

@@ -63,7 +63,14 @@ CallSummary SummarizeCall(const Call& call) {
   s.op_names = std::move(ops).Sorted();
   for (const StorageInfo& st : call.storages) s.tensor_bytes = SaturatingAdd(s.tensor_bytes, st.nbytes);
   s.values = int64_t(call.values.size());
-  for (const Value& v : call.values) s.value_bytes += int64_t(v.data.size());
+  for (const Value& v : call.values) {
+    s.value_bytes = SaturatingAdd(s.value_bytes, v.nbytes());
+    if (v.zstd) {
+      ++s.values_compressed;
+      s.value_bytes_compressed = SaturatingAdd(s.value_bytes_compressed, int64_t(v.stored->size));
+      s.value_bytes_compressed_raw = SaturatingAdd(s.value_bytes_compressed_raw, v.nbytes());
+    }
+  }
   s.guard_nodes = int64_t(call.guards.nodes.size());
   s.guard_tensors = int64_t(call.guards.tensors.size());
   s.guard_scalars = int64_t(call.guards.scalars.size());

@@ -29,7 +29,10 @@ struct CallSummary {
   int64_t storages = 0;
   int64_t tensor_bytes = 0;  // sum of distinct storages' sizes
   int64_t values = 0;
-  int64_t value_bytes = 0;
+  int64_t value_bytes = 0;  // raw
+  // Values a version 2 file keeps as zstd frames: how many, their bytes
+  // stored, and what they expand to.
+  int64_t values_compressed = 0, value_bytes_compressed = 0, value_bytes_compressed_raw = 0;
   int64_t leaves = 0;
   int64_t leaves_with_grad_before = 0;
   std::map<std::string, int64_t> hooks;  // by kind

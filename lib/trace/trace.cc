@@ -41,6 +41,8 @@ const char* ValuesModeName(ValuesMode mode) {
       return "none";
     case ValuesMode::kInts:
       return "ints";
+    case ValuesMode::kInputs:
+      return "inputs";
     case ValuesMode::kAll:
       return "all";
   }
@@ -48,7 +50,7 @@ const char* ValuesModeName(ValuesMode mode) {
 }
 
 bool ParseValuesMode(const std::string& text, ValuesMode* mode) {
-  for (ValuesMode m : {ValuesMode::kNone, ValuesMode::kInts, ValuesMode::kAll}) {
+  for (ValuesMode m : {ValuesMode::kNone, ValuesMode::kInts, ValuesMode::kInputs, ValuesMode::kAll}) {
     if (text == ValuesModeName(m)) {
       *mode = m;
       return true;
@@ -56,6 +58,8 @@ bool ParseValuesMode(const std::string& text, ValuesMode* mode) {
   }
   return false;
 }
+
+int64_t Value::nbytes() const { return numel * DtypeSize(dtype); }
 
 std::vector<std::string> RoleNames(uint32_t roles) {
   std::vector<std::string> names;

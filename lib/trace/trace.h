@@ -10,16 +10,23 @@
 #include <string>
 #include <vector>
 
+#include "lib/trace/archive.h"
+
 namespace cautograd {
 
 // Bump on any change to the on-disk format, and add a line to the version
 // history in docs/trace-format.md.
-constexpr int kTraceVersion = 1;
+// Version 2 (the newest, what cautograd writes) is an archive with raw
+// values (lib/trace/archive.h); version 1, bare JSON with base64 values, is
+// still read and can still be written (`convert --to 1`).
+constexpr int kTraceVersion = 2;
 constexpr const char* kTraceFormatName = "cautograd-trace";
 constexpr const char* kToolVersion = "0.1.0";
 
-// What --values asks the recorder to keep.
-enum class ValuesMode { kNone, kInts, kAll };
+// What --values asks the recorder to keep. kInputs: everything a replay
+// needs to start (every tensor that comes into the call) and the final
+// gradients, not each op's outputs.
+enum class ValuesMode { kNone, kInts, kInputs, kAll };
 const char* ValuesModeName(ValuesMode mode);
 bool ParseValuesMode(const std::string& text, ValuesMode* mode);
 
@@ -151,7 +158,16 @@ struct Value {
   int64_t op = -1;  // for kAfterOp
   std::string dtype;
   int64_t numel = 0;
-  std::string data;  // raw little-endian bytes (decoded)
+  std::string data;  // raw little-endian bytes (decoded); see has_data
+  // Version 2: the archive entry holding the bytes (one zstd frame where
+  // `zstd`), and the CRC-32 of the raw bytes. A reader that was not asked
+  // for values leaves `data` empty and `has_data` false (trace_io.h).
+  std::optional<ArchiveEntry> stored;
+  bool zstd = false;
+  bool has_data = true;
+  uint32_t crc = 0;
+
+  int64_t nbytes() const;  // numel x the dtype's size
 };
 
 struct Hook {

@@ -17,6 +17,7 @@
 
 #include "lib/trace/ca_key_io.h"
 #include "lib/trace/encoding.h"
+#include "lib/trace/trace_json.h"
 
 namespace cautograd {
 
@@ -29,6 +30,9 @@ constexpr int64_t kMaxRank = 64;
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 constexpr int64_t kMaxNumel = int64_t(1) << 48;
 constexpr int64_t kMaxStorageBytes = int64_t(1) << 50;
+// zstd expands a frame at most about 32,000-fold (a run-length block of 128
+// KiB in 4 bytes); a declared size past twice that is a lie.
+constexpr uint64_t kMaxZstdRatio = 65536;
 
 // A JSON path built only when an error needs it: a chain of segments on the
 // stack, each naming a key or an index below its parent.
@@ -106,7 +110,8 @@ using Streamed = std::array<bool, kSections>;
 
 class TraceParser {
  public:
-  TraceParser(const std::string& source, std::string* err) : source_(source), err_(err) {}
+  TraceParser(const std::string& source, ArchiveIndex* archive, std::string* err)
+      : source_(source), archive_(archive), err_(err) {}
   friend class StreamingReader;
 
   // `calls_read`: the calls were read and checked while parsing; only the
@@ -120,12 +125,20 @@ class TraceParser {
       return Fail(top.Key("format"), "not a cautograd trace (format '" + format + "')");
     int64_t version = 0;
     if (!Int(root, "version", top, &version)) return false;
-    if (version != kTraceVersion) {
-      std::string how =
-          version > kTraceVersion ? "; upgrade cautograd to read it" : "; re-record it with this cautograd";
-      return Fail(top.Key("version"), "trace version " + std::to_string(version) +
-                                          " but this cautograd reads version " +
-                                          std::to_string(kTraceVersion) + how);
+    // Version 1 is bare JSON; version 2 is JSON inside an archive.
+    const int64_t expected = archive_ ? 2 : 1;
+    if (version != expected) {
+      std::string why;
+      if (version > kTraceVersion)
+        why = "trace version " + std::to_string(version) + " but this cautograd reads versions 1 and " +
+              std::to_string(kTraceVersion) + "; upgrade cautograd to read it";
+      else if (version == 2 || version == 1)
+        why = "version " + std::to_string(version) + (archive_ ? " JSON inside a version 2 archive"
+                                                               : " traces are archives, and this is bare JSON") +
+              "; the file was not written by cautograd";
+      else
+        why = "trace version " + std::to_string(version) + " is not one cautograd ever wrote";
+      return Fail(top.Key("version"), why);
     }
     trace->version = int(version);
     if (!ParseMeta(root, top, &trace->meta)) return false;
@@ -402,7 +415,7 @@ class TraceParser {
     std::string values;
     if (!String(*m, "values", p, &values)) return false;
     if (!ParseValuesMode(values, &meta->values))
-      return Fail(p.Key("values"), "unknown values mode '" + values + "' (none, ints or all)");
+      return Fail(p.Key("values"), "unknown values mode '" + values + "' (none, ints, inputs or all)");
     return true;
   }
 
@@ -813,6 +826,11 @@ class TraceParser {
     if (value->numel != t.numel())
       return Fail(p.Key("numel"), std::to_string(value->numel) + " elements but tensor " +
                                       std::to_string(t.id) + " has " + std::to_string(t.numel()));
+    return archive_ ? ParseStoredValue(v, p, value) : ParseInlineValue(v, p, value);
+  }
+
+  // Version 1: the bytes in the JSON, base64.
+  bool ParseInlineValue(const json& v, const Path& p, Value* value) {
     std::string encoding, crc, data;
     if (!String(v, "encoding", p, &encoding)) return false;
     if (encoding != "base64") return Fail(p.Key("encoding"), "unknown encoding '" + encoding + "' (base64)");
@@ -827,6 +845,42 @@ class TraceParser {
     if (actual != crc)
       return Fail(p.Key("crc32"),
                   "checksum " + crc + " does not match the data (" + actual + "); the file is corrupt");
+    return true;
+  }
+
+  // Version 2: an archive entry holds the bytes, raw or as one zstd frame.
+  // Its sizes are checked now; its bytes and checksum when it is read.
+  bool ParseStoredValue(const json& v, const Path& p, Value* value) {
+    std::string entry, crc, compression;
+    if (!String(v, "entry", p, &entry)) return false;
+    if (!String(v, "crc32", p, &crc)) return false;
+    if (!ParseHex32(crc, &value->crc)) return Fail(p.Key("crc32"), "expected 8 lowercase hex digits");
+    if (v.contains("compression")) {
+      if (!String(v, "compression", p, &compression)) return false;
+      if (compression != "zstd")
+        return Fail(p.Key("compression"), "unknown compression '" + compression + "' (zstd, or none: absent)");
+      value->zstd = true;
+    }
+    auto it = archive_->by_name.find(entry);
+    if (it == archive_->by_name.end()) return Fail(p.Key("entry"), "no entry '" + entry + "' in the archive");
+    if (archive_->used[it->second])
+      return Fail(p.Key("entry"), "entry '" + entry + "' is named by another value too");
+    archive_->used[it->second] = true;
+    const ArchiveEntry& e = (*archive_->entries)[it->second];
+    // numel and dtype are bounded and checked, so this cannot overflow.
+    const uint64_t want = uint64_t(value->numel) * uint64_t(DtypeSize(value->dtype));
+    if (!value->zstd && e.size != want)
+      return Fail(p.Key("entry"), "entry '" + entry + "' holds " + std::to_string(e.size) + " bytes, expected " +
+                                      std::to_string(want) + " (" + std::to_string(value->numel) + " x " +
+                                      value->dtype + ")");
+    if (value->zstd && want > kMaxZstdRatio * (e.size + 1))
+      return Fail(p.Key("entry"), "entry '" + entry + "' declares " + std::to_string(want) + " bytes from " +
+                                      std::to_string(e.size) + " compressed, more than zstd can expand");
+    if (value->zstd && e.size > want + want / 64 + 1024)
+      return Fail(p.Key("entry"), "entry '" + entry + "' holds " + std::to_string(e.size) +
+                                      " compressed bytes for " + std::to_string(want) + ", more than zstd writes");
+    value->stored = e;
+    value->has_data = false;
     return true;
   }
 
@@ -881,6 +935,7 @@ class TraceParser {
   }
 
   std::string source_;
+  ArchiveIndex* archive_;  // version 2: the archive's value entries; null for version 1
   std::string* err_;
 };
 
@@ -1144,8 +1199,13 @@ std::string JsonErrorText(const json::exception& e) {
 }  // namespace
 
 bool ParseTrace(const std::string& text, const std::string& source, Trace* trace, std::string* err) {
+  return ParseTraceJson(text, source, nullptr, trace, err);
+}
+
+bool ParseTraceJson(const std::string& text, const std::string& source, ArchiveIndex* archive, Trace* trace,
+                    std::string* err) {
   *trace = Trace();
-  TraceParser parser(source, err);
+  TraceParser parser(source, archive, err);
   StreamingReader reader(&parser, trace);
   json root;
   try {
@@ -1165,87 +1225,6 @@ bool ParseTrace(const std::string& text, const std::string& source, Trace* trace
   }
   if (reader.failed()) return false;
   return parser.Parse(root, trace, reader.calls_read());
-}
-
-bool ReadFile(const std::string& path, std::string* text, std::string* err) {
-  // Read straight into a string of the file's size: one copy in memory,
-  // not a stream buffer and then a string.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *err = path + ": cannot open: " + std::strerror(errno);
-    return false;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    bool dir = S_ISDIR(st.st_mode);
-    ::close(fd);
-    *err = path + (dir ? ": is a folder, not a trace" : ": not a regular file");
-    return false;
-  }
-  text->clear();
-  text->resize(size_t(st.st_size));
-  size_t got = 0;
-  int read_errno = 0;  // 0: the file ended early
-  while (got < text->size()) {
-    ssize_t n = ::read(fd, &(*text)[got], text->size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) read_errno = errno;
-    if (n <= 0) break;
-    got += size_t(n);
-  }
-  ::close(fd);
-  if (got != text->size()) {
-    *err = path + ": read failed: " + (read_errno ? std::strerror(read_errno) : "the file shrank while it was read");
-    return false;
-  }
-  return true;
-}
-
-bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err) {
-  std::string text;
-  if (!ReadFile(path, &text, err)) return false;
-  return ParseTrace(text, path, trace, err);
-}
-
-bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err,
-                     Durability durability) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    *err = path + ": cannot write: " + std::strerror(errno);
-    return false;
-  }
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = path + ": write failed: " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    p += n;
-    left -= size_t(n);
-  }
-  bool synced = durability == Durability::kCrashSafe || ::fsync(fd) == 0;
-  bool closed = ::close(fd) == 0;
-  if (!synced || !closed) {
-    *err = path + ": write failed: " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    *err = path + ": cannot replace: " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  return true;
-}
-
-bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err, Durability durability) {
-  return WriteFileAtomic(path, SerializeTrace(trace), err, durability);
 }
 
 }  // namespace cautograd

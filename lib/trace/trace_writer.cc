@@ -9,6 +9,7 @@
 
 #include "lib/trace/encoding.h"
 #include "lib/trace/trace_io.h"
+#include "lib/trace/trace_json.h"
 
 namespace cautograd {
 
@@ -321,7 +322,8 @@ void WriteCompiledAutograd(Writer& w, const CompiledAutogradKey& ca) {
   w.Close('}');
 }
 
-void WriteCall(Writer& w, const Call& call) {
+// `stored`, for version 2: how each value was stored, from *next_stored on.
+void WriteCall(Writer& w, const Call& call, const std::vector<StoredRef>* stored, size_t* next_stored) {
   w.Open('{');
   w.Key("index");
   w.Int(call.index);
@@ -522,6 +524,18 @@ void WriteCall(Writer& w, const Call& call) {
     w.Str(v.dtype);
     w.Key("numel");
     w.Int(v.numel);
+    if (stored) {
+      const StoredRef& ref = (*stored)[(*next_stored)++];
+      w.Key("entry");
+      w.Str(ref.entry);
+      w.Key("crc32");
+      w.Str(Hex32(ref.crc));
+      if (ref.zstd) {
+        w.Key("compression");
+        w.Str("zstd");
+      }
+      return;
+    }
     w.Key("encoding");
     w.Str("base64");
     w.Key("crc32");
@@ -598,7 +612,9 @@ void WriteCall(Writer& w, const Call& call) {
 
 }  // namespace
 
-std::string SerializeTrace(const Trace& trace) {
+std::string SerializeTrace(const Trace& trace) { return SerializeTraceJson(trace, nullptr); }
+
+std::string SerializeTraceJson(const Trace& trace, const std::vector<StoredRef>* stored) {
   std::string out;
   out.reserve(1 << 16);
   Writer w(&out);
@@ -607,7 +623,7 @@ std::string SerializeTrace(const Trace& trace) {
   w.Key("format");
   w.Str(kTraceFormatName);
   w.Key("version");
-  w.Int(trace.version);
+  w.Int(stored ? 2 : 1);
   w.Line();
   w.Key("meta");
   w.Open('{');
@@ -645,10 +661,11 @@ std::string SerializeTrace(const Trace& trace) {
   }
   w.Key("calls");
   w.Open('[');
+  size_t next_stored = 0;
   for (const Call& call : trace.calls) {
     w.Line();
     w.Next();
-    WriteCall(w, call);
+    WriteCall(w, call, stored, &next_stored);
   }
   w.Close(']');
   w.Close('}');

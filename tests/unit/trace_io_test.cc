@@ -76,8 +76,10 @@ struct Broken {
 TEST(TraceIo, RefusesBrokenTracesWithPathAndReason) {
   const std::vector<Broken> cases = {
       {"newer version", [](json& j) { j["version"] = 99; },
-       "t.json: version: trace version 99 but this cautograd reads version 1; upgrade cautograd"},
-      {"older version", [](json& j) { j["version"] = 0; }, "re-record it with this cautograd"},
+       "t.json: version: trace version 99 but this cautograd reads versions 1 and 2; upgrade cautograd"},
+      {"older version", [](json& j) { j["version"] = 0; }, "trace version 0 is not one cautograd ever wrote"},
+      {"version 2 as bare JSON", [](json& j) { j["version"] = 2; },
+       "version 2 traces are archives, and this is bare JSON"},
       {"not a trace", [](json& j) { j["format"] = "chrome-trace"; }, "format: not a cautograd trace"},
       {"wrong type", [](json& j) { j["calls"][0]["ops"][1]["args"][0]["tensor"] = "x"; },
        "calls[0].ops[1].args[0].tensor: expected an integer, found a string"},

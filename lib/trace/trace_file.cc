@@ -1,0 +1,301 @@
+// Trace files on disk: which version a file is, version 2's archive around
+// the JSON, reading values only when asked, and writing atomically.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "lib/trace/archive.h"
+#include "lib/trace/encoding.h"
+#include "lib/trace/trace_io.h"
+#include "lib/trace/trace_json.h"
+
+namespace cautograd {
+
+namespace {
+
+constexpr const char* kJsonEntry = "trace.json";
+constexpr const char* kValuePrefix = "values/";
+// What a hostile archive can make the reader allocate before anything else
+// is checked: its directory, and the JSON it reads in one piece.
+constexpr uint64_t kMaxEntries = uint64_t(1) << 24;
+constexpr uint64_t kMaxJson = uint64_t(2) << 30;
+// A compressed value is kept only where it saves at least an eighth: less is
+// not worth decompressing on every read (random floats save about 8%).
+constexpr int kZstdLevel = 3;
+
+bool IsValueEntry(const std::string& name) {
+  if (name.compare(0, std::strlen(kValuePrefix), kValuePrefix) != 0) return false;
+  const size_t digits = name.size() - std::strlen(kValuePrefix);
+  if (digits == 0 || digits > 12) return false;
+  for (size_t i = std::strlen(kValuePrefix); i < name.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  return true;
+}
+
+bool ParseArchive(const ByteSource& src, const std::string& source, Trace* trace, std::string* err) {
+  std::vector<ArchiveEntry> entries;
+  std::string why;
+  if (!ReadArchiveDirectory(src, kMaxEntries, &entries, &why)) {
+    *err = source + ": " + why;
+    return false;
+  }
+  if (entries.empty() || entries.back().name != kJsonEntry) {
+    *err = source + ": the archive's last entry is not trace.json; not a cautograd trace";
+    return false;
+  }
+  const ArchiveEntry& json_entry = entries.back();
+  if (json_entry.size > kMaxJson) {
+    *err = source + ": trace.json is " + std::to_string(json_entry.size) +
+           " bytes; cautograd reads at most 2 GiB of JSON";
+    return false;
+  }
+  ArchiveIndex index;
+  index.entries = &entries;
+  index.used.assign(entries.size(), false);
+  for (size_t i = 0; i + 1 < entries.size(); ++i) {
+    const std::string& name = entries[i].name;
+    if (!IsValueEntry(name)) {
+      *err = source + ": unexpected entry '" + name + "' (a trace holds values/N entries, then trace.json)";
+      return false;
+    }
+    if (!index.by_name.emplace(name, i).second) {
+      *err = source + ": entry '" + name + "' appears twice";
+      return false;
+    }
+  }
+  std::string text;
+  if (!ReadArchiveEntry(src, json_entry, &text, &why)) {
+    *err = source + ": " + why;
+    return false;
+  }
+  if (!ParseTraceJson(text, source, &index, trace, err)) return false;
+  for (size_t i = 0; i + 1 < entries.size(); ++i) {
+    if (!index.used[i]) {
+      *err = source + ": entry '" + entries[i].name + "' is named by no value; a trace holds nothing else";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The raw bytes of a zstd frame, which must expand to exactly `size` bytes:
+// the output buffer is that size, so no frame can expand past it.
+bool Decompress(const std::string& frame, uint64_t size, std::string* out, std::string* why) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR) {
+    *why = "not a zstd frame";
+    return false;
+  }
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != size) {
+    *why = "zstd frame declares " + std::to_string(declared) + " bytes, the trace " + std::to_string(size);
+    return false;
+  }
+  const size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_size) || frame_size != frame.size()) {
+    *why = "not exactly one zstd frame";
+    return false;
+  }
+  out->resize(size_t(size));
+  const size_t got = ZSTD_decompress(&(*out)[0], out->size(), frame.data(), frame.size());
+  if (ZSTD_isError(got)) {
+    *why = std::string("zstd: ") + ZSTD_getErrorName(got) +
+           (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall ? " (it expands past its declared size)" : "");
+    return false;
+  }
+  if (got != size) {
+    *why = "zstd frame expands to " + std::to_string(got) + " bytes, the trace declares " + std::to_string(size);
+    return false;
+  }
+  return true;
+}
+
+bool LoadValues(const ByteSource& src, const std::string& source, Trace* trace, std::string* err) {
+  std::string buf, why;
+  for (Call& call : trace->calls) {
+    for (size_t i = 0; i < call.values.size(); ++i) {
+      Value& v = call.values[i];
+      if (v.has_data || !v.stored) continue;
+      bool ok = ReadArchiveEntry(src, *v.stored, &buf, &why);
+      if (ok && v.zstd) {
+        ok = Decompress(buf, uint64_t(v.nbytes()), &v.data, &why);
+      } else if (ok) {
+        v.data.swap(buf);
+      }
+      if (ok && Crc32(v.data) != v.crc) {
+        why = "checksum " + Hex32(v.crc) + " does not match the data (" + Hex32(Crc32(v.data)) +
+              "); the file is corrupt";
+        ok = false;
+      }
+      if (!ok) {
+        v.data.clear();
+        *err = source + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "] (entry '" +
+               v.stored->name + "'): " + why;
+        return false;
+      }
+      v.has_data = true;
+    }
+  }
+  return true;
+}
+
+bool ParseFrom(const ByteSource& src, const std::string& source, Trace* trace, std::string* err,
+               const ReadOptions& options) {
+  if (LooksLikeArchive(src)) {
+    if (!ParseArchive(src, source, trace, err)) return false;
+    return !options.values || LoadValues(src, source, trace, err);
+  }
+  std::string text(size_t(src.size()), '\0');
+  std::string why;
+  if (!src.Read(0, text.size(), &text[0], &why)) {
+    *err = source + ": " + why;
+    return false;
+  }
+  return ParseTrace(text, source, trace, err);
+}
+
+// The archive of a version 2 trace, entry by entry into `w`.
+bool WriteArchive(const Trace& trace, const WriteOptions& options, ArchiveWriter* w, std::string* err) {
+  std::vector<StoredRef> refs;
+  std::string frame;
+  size_t n = 0;
+  for (const Call& call : trace.calls) {
+    for (size_t i = 0; i < call.values.size(); ++i) {
+      const Value& v = call.values[i];
+      if (!v.has_data) {
+        *err = "calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) +
+               "]: its bytes were not read, so it cannot be written";
+        return false;
+      }
+      StoredRef ref;
+      ref.entry = kValuePrefix + std::to_string(n++);
+      ref.crc = Crc32(v.data);
+      std::string_view bytes = v.data;
+      uint32_t entry_crc = ref.crc;
+      if (options.compress && !v.data.empty()) {
+        frame.resize(ZSTD_compressBound(v.data.size()));
+        const size_t size = ZSTD_compress(&frame[0], frame.size(), v.data.data(), v.data.size(), kZstdLevel);
+        if (!ZSTD_isError(size) && size <= v.data.size() / 8 * 7) {
+          frame.resize(size);
+          bytes = frame;
+          entry_crc = Crc32(frame);
+          ref.zstd = true;
+        }
+      }
+      if (!w->Add(ref.entry, bytes, entry_crc, err)) return false;
+      refs.push_back(std::move(ref));
+    }
+  }
+  const std::string json = SerializeTraceJson(trace, &refs);
+  return w->Add(kJsonEntry, json, Crc32(json), err) && w->Finish(err);
+}
+
+// Writes through `fill` to a temporary file beside `path`, then renames it
+// over `path`: a reader never sees half a trace, and an old one survives a
+// failed write.
+bool WriteAtomically(const std::string& path, Durability durability, const std::function<bool(int, std::string*)>& fill,
+                     std::string* err) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *err = path + ": cannot write: " + std::strerror(errno);
+    return false;
+  }
+  std::string why;
+  if (!fill(fd, &why)) {
+    *err = path + ": " + why;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  bool synced = durability == Durability::kCrashSafe || ::fsync(fd) == 0;
+  bool closed = ::close(fd) == 0;
+  if (!synced || !closed) {
+    *err = path + ": write failed: " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    *err = path + ": cannot replace: " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+bool WriteText(int fd, const std::string& text, std::string* err) {
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *err = std::string("write failed: ") + std::strerror(errno);
+      return false;
+    }
+    p += n;
+    left -= size_t(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ParseTraceBytes(const std::string& bytes, const std::string& source, Trace* trace, std::string* err,
+                     const ReadOptions& options) {
+  return ParseFrom(MemorySource(bytes), source, trace, err, options);
+}
+
+bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err, const ReadOptions& options) {
+  FileSource file;
+  if (!file.Open(path, err)) return false;
+  return ParseFrom(file, path, trace, err, options);
+}
+
+bool ReadFile(const std::string& path, std::string* text, std::string* err) {
+  FileSource file;
+  if (!file.Open(path, err)) return false;
+  text->assign(size_t(file.size()), '\0');
+  std::string why;
+  if (!file.Read(0, text->size(), &(*text)[0], &why)) {
+    *err = path + ": " + why;
+    return false;
+  }
+  return true;
+}
+
+bool SerializeTraceArchive(const Trace& trace, const WriteOptions& options, std::string* out, std::string* err) {
+  out->clear();
+  ArchiveWriter w(out);
+  return WriteArchive(trace, options, &w, err);
+}
+
+bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err, Durability durability) {
+  return WriteAtomically(
+      path, durability, [&](int fd, std::string* why) { return WriteText(fd, text, why); }, err);
+}
+
+bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err, const WriteOptions& options) {
+  if (options.version == 1) return WriteFileAtomic(path, SerializeTrace(trace), err, options.durability);
+  return WriteAtomically(
+      path, options.durability,
+      [&](int fd, std::string* why) {
+        ArchiveWriter w(fd);
+        return WriteArchive(trace, options, &w, why);
+      },
+      err);
+}
+
+bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err, Durability durability) {
+  WriteOptions options;
+  options.durability = durability;
+  return WriteTraceFile(path, trace, err, options);
+}
+
+}  // namespace cautograd
