@@ -228,11 +228,11 @@ int Write(const std::string& dir, int64_t ops, bool values) {
   std::string err;
   const Trace a = MakeTrace(layers, -1, -1, values);
   const Trace b = MakeTrace(layers, layers / 2, layers / 3, values);
-  if (!WriteTraceFile(dir + "/a.json", a, &err) || !WriteTraceFile(dir + "/b.json", b, &err)) {
+  if (!WriteTraceFile(dir + "/a.cag", a, &err) || !WriteTraceFile(dir + "/b.cag", b, &err)) {
     std::fprintf(stderr, "diff_scale: %s\n", err.c_str());
     return 1;
   }
-  std::printf("wrote %s/a.json (%zu ops, %zu nodes) and b.json (%zu ops, %zu nodes), values %s\n",
+  std::printf("wrote %s/a.cag (%zu ops, %zu nodes) and b.cag (%zu ops, %zu nodes), values %s\n",
               dir.c_str(), a.calls[0].ops.size(), a.calls[0].nodes.size(), b.calls[0].ops.size(),
               b.calls[0].nodes.size(), values ? "all" : "none");
   return 0;
@@ -242,7 +242,7 @@ int Measure(const std::string& dir) {
   Trace a, b;
   std::string err;
   auto start = std::chrono::steady_clock::now();
-  if (!ReadTracePair(dir + "/a.json", dir + "/b.json", &a, &b, &err)) {
+  if (!ReadTracePair(dir + "/a.cag", dir + "/b.cag", &a, &b, &err)) {
     std::fprintf(stderr, "diff_scale: %s\n", err.c_str());
     return 1;
   }

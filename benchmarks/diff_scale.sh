@@ -16,8 +16,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 "$build/diff_scale" write "$tmp" --ops "$ops" --values "$values"
-echo "files: $(du -m "$tmp/a.json" | cut -f1) MB and $(du -m "$tmp/b.json" | cut -f1) MB; on $(nproc) cores"
+echo "files: $(du -m "$tmp/a.cag" | cut -f1) MB and $(du -m "$tmp/b.cag" | cut -f1) MB; on $(nproc) cores"
 "$build/diff_scale" measure "$tmp"
 # diff exits 1: the traces differ, as they should.
 /usr/bin/time -q -f "cautograd diff, end to end: %e s wall, %M KiB peak RSS" \
-  "$build/cautograd" diff "$tmp/a.json" "$tmp/b.json" >/dev/null || [ $? -eq 1 ]
+  "$build/cautograd" diff "$tmp/a.cag" "$tmp/b.cag" >/dev/null || [ $? -eq 1 ]

@@ -28,7 +28,7 @@ run() {  # run MODE: prints the step time in ms of one run
 echo "train.py, $steps steps of batch $batch, median of $repeat runs, on $(nproc) cores:"
 printf '%-8s %10s %8s\n' mode step_ms ratio
 base=""
-for mode in plain idle none ints all; do
+for mode in plain idle none ints inputs all; do
   times=()
   for ((i = 0; i < repeat; i++)); do times+=("$(run "$mode")"); done
   median=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')

@@ -31,7 +31,8 @@ status=0
 for target in fuzz_trace_reader fuzz_replay_check; do
   corpus=$build/corpus/$target
   mkdir -p "$corpus"
-  cp tests/malformed/*.json tests/replay_refused/*.json traces/*.json tests/data/*.json "$corpus"/
+  cp tests/malformed/*.json tests/malformed/*.cag tests/replay_refused/*.json traces/*.cag tests/data/*.json \
+     tests/data/*.cag "$corpus"/
   find tests/fuzz/regressions -type f ! -name "*.md" -exec cp {} "$corpus"/ \;
   log=$build/$target.log
   # -rss_limit_mb: a trace must never make the reader or the checker use

@@ -19,7 +19,7 @@ class ConvertCommand : public Command {
   const char* name() const override { return "convert"; }
   const char* description() const override {
     return "Rewrite a trace in format version 2 (one archive with raw values) or 1 (JSON with base64 "
-           "values); every value is read and checked on the way.";
+           "values); every value's checksum is checked on the way, one value in memory at a time.";
   }
 
   void AddFlags(CLI::App* app) override {
@@ -36,14 +36,19 @@ class ConvertCommand : public Command {
       return Fail(name(), "--compress needs --to 2: version 1 keeps values as base64 text", kExitBadInput);
     Trace trace;
     std::string err;
-    if (!ReadTraceFile(in_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    ReadOptions lazily;  // values are read one by one as they are written
+    lazily.values = false;
+    if (!ReadTraceFile(in_, &trace, &err, lazily)) return Fail(name(), err, kExitBadInput);
     FileSource before, after;  // for the sizes; `before` before OUT may replace it
     std::string ignored;
     before.Open(in_, &ignored);
     WriteOptions options;
     options.version = to_;
     options.compress = compress_;
-    if (!WriteTraceFile(out_, trace, &err, options)) return Fail(name(), err, kExitFailure);
+    bool input_failed = false;
+    options.input_failed = &input_failed;
+    if (!WriteTraceFile(out_, trace, &err, options))
+      return Fail(name(), err, input_failed ? kExitBadInput : kExitFailure);
     after.Open(out_, &ignored);
     std::cout << "converted " << in_ << " (version " << trace.version << ", "
               << HumanBytes(int64_t(before.size())) << ") to " << out_ << " (version " << to_ << ", "

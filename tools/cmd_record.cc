@@ -93,6 +93,7 @@ class RecordCommand : public Command {
     launch.values = values;
     launch.calls = f_.calls;
     launch.max_calls = f_.max_calls;
+    launch.compress = f_.compress;
     std::string pattern = f_.output + ".calls-XXXXXX";
     if (!mkdtemp(&pattern[0]))
       return Fail(

@@ -95,7 +95,9 @@ class ReplayCommand : public Command {
     Trace trace;
     std::string err;
     if (!IsThisBackend(torch_, &err)) return Fail(name(), err, kExitBadInput);
-    if (!ReadTraceFile(path_, &trace, &err)) return Fail(name(), err, kExitBadInput);
+    ReadOptions read;
+    read.max_value_bytes = MaxMemoryBytes();
+    if (!ReadTraceFile(path_, &trace, &err, read)) return Fail(name(), err, kExitBadInput);
     if (trace.calls.empty()) {
       std::string why = trace.skipped.empty()
                             ? "the program made no backward call that was chosen"
@@ -134,10 +136,7 @@ class ReplayCommand : public Command {
     options.atol = atol_;
     options.seed = seed_;
     options.allow_namespaces = namespaces_;
-    // A cap past what 64 bits of bytes can count is no cap at all.
-    options.max_memory = max_memory_mib_ > (std::numeric_limits<int64_t>::max() >> 20)
-                             ? std::numeric_limits<int64_t>::max()
-                             : max_memory_mib_ << 20;
+    options.max_memory = MaxMemoryBytes();
     bool tty = isatty(STDERR_FILENO) && !json_;
     auto last = std::chrono::steady_clock::now();
     if (tty) {
@@ -229,6 +228,12 @@ class ReplayCommand : public Command {
   uint64_t seed_ = 0;
   std::vector<std::string> namespaces_;
   int64_t max_memory_mib_ = 4096;
+
+  // A cap past what 64 bits of bytes can count is no cap at all.
+  int64_t MaxMemoryBytes() const {
+    return max_memory_mib_ > (std::numeric_limits<int64_t>::max() >> 20) ? std::numeric_limits<int64_t>::max()
+                                                                          : max_memory_mib_ << 20;
+  }
   bool compiled_ = false;
   bool json_ = false;
   std::string torch_;

@@ -9,7 +9,7 @@ bin=${1:-build/cautograd}
 record() {  # record NAME VALUES [FLAGS...]
   local name=$1 values=$2
   shift 2
-  "$bin" record --model "$name" --seed 1 --batch 2 --values "$values" "$@" -o "traces/$name.json"
+  "$bin" record --model "$name" --seed 1 --batch 2 --values "$values" "$@" -o "traces/$name.cag"
 }
 record mlp all --steps 2
 record cnn all

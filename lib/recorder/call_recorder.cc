@@ -40,6 +40,11 @@ void CallRecorder::Snapshot(const at::Tensor& t, int64_t id, Value::When when, i
   v.dtype = DtypeName(m.dtype);
   v.numel = deferred.Numel(m);
   v.data = TensorBytes(t);
+  if (on_value) {
+    v.spooled = (*on_value)(std::move(v.data));
+    v.data.clear();
+    v.has_data = false;
+  }
   call.values.push_back(std::move(v));
 }
 

@@ -61,6 +61,7 @@ struct CallRecorder {
   bool finished = false;  // the engine's final callback ran (or its graph task died without it)
   uint64_t serial = 0;    // which use of this recorder: Reuse() moves it on
   ValuesMode values = ValuesMode::kInts;
+  const std::function<int64_t(std::string)>* on_value = nullptr;  // RecorderOptions::on_value, if set
   bool ca_key = false;  // also record compiled autograd's key (lib/torch_compat/ca_walk.h)
   std::mutex mu;
   Call call;

@@ -300,6 +300,7 @@ struct Recorder::State : rec::CallAnnouncer {
     c->task = task;
     c->t0 = Clock::now();
     c->values = options.values;
+    c->on_value = options.on_value ? &options.on_value : nullptr;
     c->ca_key = options.compiled_autograd_key && compat::CaWalkAvailable();
     c->forward_node = [this](uint64_t seq, uint64_t thread) { return ForwardNode(seq, thread); };
     if (Announcement* a = MatchAnnouncement(task)) {
@@ -765,6 +766,7 @@ void Recorder::BeginCompiledCall(const compat::NodePtr& root, const void* task_p
     CallRecorder c;
     c.t0 = Clock::now();
     c.values = st->options.values;
+    c.on_value = st->options.on_value ? &st->options.on_value : nullptr;
     c.deferred.owed = true;
     {
       std::lock_guard<std::mutex> lock(st->mu);

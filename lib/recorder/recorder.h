@@ -49,6 +49,12 @@ struct RecorderOptions {
   // it are still recorded. Finish() returns them in Trace::skipped too,
   // when keep_calls. Must not throw.
   std::function<void(const SkippedCall&)> on_skipped;
+  // Takes each kept value's bytes as soon as they are copied out of the
+  // tensor, on the thread that copied them; the call's Value then holds the
+  // id it returns (`spooled`) and no bytes. A stream writer (lib/trace/
+  // stream.h) takes them, so that a call's values do not pile up in memory
+  // until it ends. Thread-safe; must not throw.
+  std::function<int64_t(std::string bytes)> on_value;
   // Also record, per call, compiled autograd's own cache key (PyTorch 2.4+;
   // docs/trace-format.md, "compiled_autograd"). Costs one more walk of the
   // graph at the start of each recorded call.

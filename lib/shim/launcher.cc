@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/shim/paths.h"
+#include "lib/trace/stream.h"
 #include "lib/trace/trace_io.h"
 
 extern char** environ;
@@ -175,6 +176,7 @@ bool RunWithShim(const LaunchOptions& options, int* status, std::string* err) {
     setenv("CAUTOGRAD_VALUES", ValuesModeName(options.values), 1);
     setenv("CAUTOGRAD_CALLS", options.calls.c_str(), 1);
     if (options.max_calls >= 0) setenv("CAUTOGRAD_MAX_CALLS", std::to_string(options.max_calls).c_str(), 1);
+    if (options.compress) setenv("CAUTOGRAD_COMPRESS", "1", 1);
     std::vector<char*> args;
     for (const std::string& a : options.command) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -194,8 +196,7 @@ bool AssembleCalls(const std::string& dir, Trace* trace, std::string* err) {
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
       std::string name = e->d_name;
-      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0)
-        files.push_back(dir + "/" + name);
+      if (name.size() > 7 && name.compare(name.size() - 7, 7, ".stream") == 0) files.push_back(dir + "/" + name);
     }
     closedir(d);
   } else {
@@ -204,13 +205,8 @@ bool AssembleCalls(const std::string& dir, Trace* trace, std::string* err) {
   }
   std::sort(files.begin(), files.end());
   *trace = Trace();
-  for (const std::string& file : files) {
-    Trace one;
-    if (!ReadTraceFile(file, &one, err)) return false;
-    if (trace->meta.tool_version.empty()) trace->meta = one.meta;
-    for (Call& call : one.calls) trace->calls.push_back(std::move(call));
-    for (SkippedCall& s : one.skipped) trace->skipped.push_back(std::move(s));
-  }
+  for (const std::string& file : files)
+    if (!ReadStream(file, &trace->calls, &trace->skipped, &trace->meta, err)) return false;
   std::stable_sort(trace->calls.begin(), trace->calls.end(),
                    [](const Call& a, const Call& b) { return a.start_unix_s < b.start_unix_s; });
   std::stable_sort(trace->skipped.begin(), trace->skipped.end(),

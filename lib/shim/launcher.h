@@ -20,6 +20,7 @@ struct LaunchOptions {
   ValuesMode values = ValuesMode::kInts;
   std::string calls = "all";
   int64_t max_calls = -1;
+  bool compress = false;  // the streams' values as zstd frames where that pays
 };
 
 // The libtorch a command will load, found before it runs.
@@ -44,8 +45,10 @@ bool FindProgramTorch(const std::vector<std::string>& command, ProgramTorch* tor
 // this process waits for it, so the calls recorded so far are kept.
 bool RunWithShim(const LaunchOptions& options, int* status, std::string* err);
 
-// The call files in `dir`, validated, in the order the calls started,
-// numbered from 0. Meta comes from the first file.
+// The stream files in `dir` (one per process, lib/trace/stream.h, whole or
+// cut short by a crash), validated, their calls in the order they started,
+// numbered from 0. Meta comes from the first call. The calls' values stay in
+// the streams until the trace is written (Call::value_source).
 bool AssembleCalls(const std::string& dir, Trace* trace, std::string* err);
 
 // Removes `dir` and the call files in it.

@@ -1,14 +1,17 @@
 // libcautograd_shim.so, one per backend: libcautograd_preload.so loads it
 // into each process of `cautograd record -- COMMAND` that uses this
 // backend's libtorch (lib/shim/preload.cc). When the library loads it
-// starts a Recorder configured from the environment; each backward call
-// the process makes is written at once, atomically, as a one-call trace in
-// $CAUTOGRAD_SHIM_DIR, so calls recorded before a crash are kept.
-// `cautograd record` assembles the files into one trace when COMMAND ends.
+// starts a Recorder configured from the environment, and a stream file in
+// $CAUTOGRAD_SHIM_DIR (PID.stream, lib/trace/stream.h) whose own thread
+// writes each value as the recorder copies it out and each call as it ends,
+// so calls recorded before a crash are kept and the program's memory does
+// not fill with values. `cautograd record` assembles the streams into one
+// trace when COMMAND ends.
 //
 // Environment (set by cautograd record):
 //   CAUTOGRAD_SHIM_DIR   folder for the call files; unset: the shim does nothing
-//   CAUTOGRAD_VALUES     none | ints | all
+//   CAUTOGRAD_VALUES     none | ints | inputs | all
+//   CAUTOGRAD_COMPRESS   1: values as zstd frames where that pays (record --compress)
 //   CAUTOGRAD_CALLS      call selection, as record --calls
 //   CAUTOGRAD_MAX_CALLS  stop recording after this many calls in this process
 //
@@ -27,7 +30,7 @@
 
 #include "lib/recorder/recorder.h"
 #include "lib/torch_compat/torch_compat.h"
-#include "lib/trace/trace_io.h"
+#include "lib/trace/stream.h"
 
 namespace cautograd {
 namespace {
@@ -40,12 +43,13 @@ void Complain(const std::string& why) {
 }
 
 struct Shim {
-  std::string dir;
   ValuesMode values = ValuesMode::kInts;
   pid_t owner = 0;  // a forked child must not write as its parent
-  std::atomic<int64_t> written{0};
+  StreamWriter stream;
   Recorder* recorder = nullptr;
 
+  // A finished or skipped call goes to the stream; this returns once it is
+  // in the file.
   void Write(const Call* call, const SkippedCall* skipped) {
     if (getpid() != owner) return;
     Trace trace;
@@ -58,13 +62,8 @@ struct Shim {
       trace.skipped.push_back(*skipped);
       trace.skipped[0].process = owner;
     }
-    char name[64];
-    std::snprintf(name, sizeof name, "/%d-%06lld.json", int(owner), static_cast<long long>(written++));
-    std::string err;
-    // Atomic (a crash of the program never leaves half a file) but not
-    // flushed to disk: `cautograd record` writes the final trace durably.
-    if (!WriteTraceFile(dir + name, trace, &err, Durability::kCrashSafe))
-      Complain("cannot write a recorded call: " + err);
+    stream.AddCall(std::move(trace));
+    if (!stream.error().empty()) Complain("cannot write the recorded calls: " + stream.error());
     if (recorder && !recorder->error().empty()) Complain(recorder->error());
   }
 };
@@ -77,6 +76,10 @@ void StopAtExit() {
   // Take the callback out before libtorch's own teardown; the Recorder
   // itself is left alive on purpose (its calls are already on disk).
   g_shim->recorder->Finish();
+  // The stream's directory: a whole archive. (A process that never gets
+  // here leaves one that is read up to its last whole call.)
+  std::string err;
+  if (getpid() == g_shim->owner && !g_shim->stream.Close(&err)) Complain("cannot write the recorded calls: " + err);
 }
 
 __attribute__((constructor)) void StartShim() {
@@ -104,10 +107,22 @@ __attribute__((constructor)) void StartShim() {
     }
     options.calls.max_calls = n;
   }
+  // Leaked on purpose, like the Recorder: a forked child inherits it, and
+  // must neither join its writer thread (which the child does not have)
+  // nor write the parent's file.
   auto* shim = new Shim();
-  shim->dir = dir;
   shim->values = options.values;
   shim->owner = getpid();
+  const char* compress = std::getenv("CAUTOGRAD_COMPRESS");
+  const std::string path = std::string(dir) + "/" + std::to_string(int(shim->owner)) + ".stream";
+  if (!shim->stream.Open(path, compress && std::string(compress) == "1", StreamWriter::kDefaultBudget, &err)) {
+    Complain(err);
+    return;
+  }
+  options.on_value = [shim](std::string bytes) -> int64_t {
+    if (getpid() != shim->owner) return -1;  // a forked child's: dropped, as its calls are
+    return shim->stream.AddValue(std::move(bytes));
+  };
   options.on_call = [shim](const Call& call) { shim->Write(&call, nullptr); };
   // A call that cannot be recorded is named in the trace, and on stderr as
   // it happens; `cautograd record` says so again at the end.

@@ -99,6 +99,7 @@ FileSource::~FileSource() {
 }
 
 bool FileSource::Open(const std::string& path, std::string* err) {
+  path_ = path;
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) {
     *err = path + ": cannot open: " + std::strerror(errno);
@@ -128,6 +129,43 @@ bool FileSource::Read(uint64_t offset, size_t n, char* out, std::string* err) co
     }
     got += size_t(r);
   }
+  return true;
+}
+
+bool OpenSource(const std::string& path, uint64_t max_stream, std::shared_ptr<const ByteSource>* out,
+                std::string* err) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *err = path + ": cannot open: " + std::strerror(errno);
+      return false;
+    }
+    std::string bytes;
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        *err = path + ": read failed: " + std::strerror(errno);
+        ::close(fd);
+        return false;
+      }
+      if (n == 0) break;
+      if (bytes.size() + size_t(n) > max_stream) {
+        *err = path + ": more than " + Num(max_stream >> 30) + " GiB from a pipe; write it to a file first";
+        ::close(fd);
+        return false;
+      }
+      bytes.append(buf, size_t(n));
+    }
+    ::close(fd);
+    *out = std::make_shared<MemorySource>(std::move(bytes));
+    return true;
+  }
+  auto file = std::make_shared<FileSource>();
+  if (!file->Open(path, err)) return false;
+  *out = std::move(file);
   return true;
 }
 
@@ -246,6 +284,37 @@ bool ReadArchiveDirectory(const ByteSource& source, uint64_t max_entries, std::v
   if (next != dir_at) {
     *err = Num(dir_at - next) + " bytes between the last entry and the central directory";
     return false;
+  }
+  return true;
+}
+
+bool ScanArchive(const ByteSource& source, uint64_t max_entries, std::vector<ArchiveEntry>* entries,
+                 std::string* err) {
+  entries->clear();
+  const uint64_t size = source.size();
+  uint64_t pos = 0;
+  char h[kLocalSize + kMaxName + kLocalZip64 + 4 + kArchiveAlign];  // the largest header the checks below let through
+  while (entries->size() < max_entries && size - pos >= kLocalSize) {
+    if (!source.Read(pos, kLocalSize, h, err)) return false;
+    if (Get32(h) != kLocalSig) break;  // the directory, or bytes of an entry that never finished
+    const uint16_t name_size = Get16(h + 26), extra_size = Get16(h + 28);
+    if (name_size == 0 || name_size > kMaxName || extra_size < kLocalZip64 + 4 ||
+        extra_size > kLocalZip64 + 4 + kArchiveAlign - 1 || size - pos - kLocalSize < size_t(name_size) + extra_size)
+      break;
+    if (!source.Read(pos + kLocalSize, size_t(name_size) + extra_size, h + kLocalSize, err)) return false;
+    ArchiveEntry e;
+    e.name.assign(h + kLocalSize, name_size);
+    const char* x = h + kLocalSize + name_size;
+    e.header = pos;
+    e.crc = Get32(h + 14);
+    e.size = Get64(x + 4);
+    uint64_t data_end = 0;
+    if (!ValidName(e.name) || Get16(x) != kZip64Id || Get16(x + 2) != 16 || Get64(x + 12) != e.size ||
+        !DataStart(pos, name_size, &e.data) || e.data != pos + kLocalSize + name_size + extra_size ||
+        __builtin_add_overflow(e.data, e.size, &data_end) || data_end > size)
+      break;
+    pos = data_end;
+    entries->push_back(std::move(e));
   }
   return true;
 }

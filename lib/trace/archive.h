@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,16 +41,21 @@ class ByteSource {
   // Exactly `n` bytes at `offset` into `out`; false and *err (no file name:
   // the caller adds it) when they cannot be read.
   virtual bool Read(uint64_t offset, size_t n, char* out, std::string* err) const = 0;
+  // What messages call it: a file's path.
+  virtual std::string name() const = 0;
 };
 
+// Holds its own copy of the bytes, so a trace read from it can read its
+// values later.
 class MemorySource : public ByteSource {
  public:
-  explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
+  explicit MemorySource(std::string bytes) : bytes_(std::move(bytes)) {}
   uint64_t size() const override { return bytes_.size(); }
   bool Read(uint64_t offset, size_t n, char* out, std::string* err) const override;
+  std::string name() const override { return "(memory)"; }
 
  private:
-  std::string_view bytes_;
+  std::string bytes_;
 };
 
 // An open file, read with pread; closed when it goes.
@@ -64,11 +70,19 @@ class FileSource : public ByteSource {
   bool Open(const std::string& path, std::string* err);
   uint64_t size() const override { return size_; }
   bool Read(uint64_t offset, size_t n, char* out, std::string* err) const override;
+  std::string name() const override { return path_; }
 
  private:
+  std::string path_;
   int fd_ = -1;
   uint64_t size_ = 0;
 };
+
+// A file to read: a regular file is read in place (FileSource); a pipe or
+// other stream (`<(git show HEAD:t.cag)`) is read whole into memory first,
+// up to `max_stream` bytes. False and *err ("PATH: ...") otherwise.
+bool OpenSource(const std::string& path, uint64_t max_stream, std::shared_ptr<const ByteSource>* out,
+                std::string* err);
 
 // Whether the bytes start like a ZIP archive ("PK\3\4").
 bool LooksLikeArchive(const ByteSource& source);
@@ -78,6 +92,14 @@ bool LooksLikeArchive(const ByteSource& source);
 // file's name.
 bool ReadArchiveDirectory(const ByteSource& source, uint64_t max_entries, std::vector<ArchiveEntry>* entries,
                           std::string* err);
+
+// Walks the local headers from byte 0, for an archive whose directory may
+// never have been written (a stream file of a process that crashed): every
+// entry whose header and data are whole, up to the first that is not (or the
+// directory). Each is checked as ReadArchiveDirectory checks entries, except
+// the directory's own fields.
+bool ScanArchive(const ByteSource& source, uint64_t max_entries, std::vector<ArchiveEntry>* entries,
+                 std::string* err);
 
 // Reads an entry's data into *out (resized to entry.size), after checking its
 // local header against the directory, and its CRC-32.
@@ -96,12 +118,14 @@ class ArchiveWriter {
   // The central directory and end records, then everything buffered goes
   // to the file: the archive is whole after it.
   bool Finish(std::string* err);
+  // Hands what is buffered to the file: every entry added so far is whole
+  // on disk for a reader (ScanArchive), even if this process dies next.
+  bool Flush(std::string* err);
   const std::vector<ArchiveEntry>& entries() const { return entries_; }
   uint64_t bytes_written() const { return pos_; }
 
  private:
   bool Write(std::string_view bytes, std::string* err);
-  bool Flush(std::string* err);
   int fd_ = -1;
   std::string* out_ = nullptr;
   std::string buffer_;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -166,6 +167,9 @@ struct Value {
   bool zstd = false;
   bool has_data = true;
   uint32_t crc = 0;
+  // The recorder's, while the call is recorded: the id a stream writer gave
+  // the bytes it took instead of `data` (lib/trace/stream.h).
+  int64_t spooled = -1;
 
   int64_t nbytes() const;  // numel x the dtype's size
 };
@@ -345,6 +349,9 @@ struct Call {
   CompiledAutogradKey compiled_autograd;
   double duration_us = 0;
   double start_unix_s = 0;
+  // The version 2 file its values' entries are in, kept open so that values
+  // not read with the trace can be read later (ReadValueBytes in trace_io.h).
+  std::shared_ptr<const ByteSource> value_source;
 };
 
 // A backward call the program made, that was chosen, and that could not be

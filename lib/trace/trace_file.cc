@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 
 #include "lib/trace/archive.h"
 #include "lib/trace/encoding.h"
+#include "lib/trace/human.h"
 #include "lib/trace/trace_io.h"
 #include "lib/trace/trace_json.h"
 
@@ -26,6 +28,8 @@ constexpr const char* kValuePrefix = "values/";
 // is checked: its directory, and the JSON it reads in one piece.
 constexpr uint64_t kMaxEntries = uint64_t(1) << 24;
 constexpr uint64_t kMaxJson = uint64_t(2) << 30;
+// What is read into memory from a pipe (a trace that is not a file).
+constexpr uint64_t kMaxStream = uint64_t(16) << 30;
 // A compressed value is kept only where it saves at least an eighth: less is
 // not worth decompressing on every read (random floats save about 8%).
 constexpr int kZstdLevel = 3;
@@ -116,27 +120,45 @@ bool Decompress(const std::string& frame, uint64_t size, std::string* out, std::
   return true;
 }
 
-bool LoadValues(const ByteSource& src, const std::string& source, Trace* trace, std::string* err) {
-  std::string buf, why;
+// A stored value's raw bytes into *out, checked: the entry's local header
+// and CRC-32, the frame's size, the raw bytes' CRC-32. *why names the entry.
+bool ReadStoredValue(const ByteSource& src, const Value& v, std::string* out, std::string* why) {
+  std::string frame;
+  if (!ReadArchiveEntry(src, *v.stored, v.zstd ? &frame : out, why)) return false;
+  if (v.zstd && !Decompress(frame, uint64_t(v.nbytes()), out, why)) {
+    *why = "entry '" + v.stored->name + "': " + *why;
+    return false;
+  }
+  if (Crc32(*out) != v.crc) {
+    *why = "entry '" + v.stored->name + "': checksum " + Hex32(v.crc) + " does not match the data (" +
+           Hex32(Crc32(*out)) + "); the file is corrupt";
+    return false;
+  }
+  return true;
+}
+
+std::string ValuePath(const std::string& source, const Call& call, size_t i) {
+  return source + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: ";
+}
+
+bool LoadValues(const ByteSource& src, const std::string& source, int64_t max_bytes, Trace* trace,
+                std::string* err) {
+  int64_t total = 0;
+  for (const Call& call : trace->calls)
+    for (const Value& v : call.values) total = SaturatingAdd(total, v.nbytes());
+  if (total > max_bytes) {
+    *err = source + ": its values take " + HumanBytes(total) + " once read, more than the " + HumanBytes(max_bytes) +
+           " allowed (--max-memory)";
+    return false;
+  }
+  std::string why;
   for (Call& call : trace->calls) {
     for (size_t i = 0; i < call.values.size(); ++i) {
       Value& v = call.values[i];
       if (v.has_data || !v.stored) continue;
-      bool ok = ReadArchiveEntry(src, *v.stored, &buf, &why);
-      if (ok && v.zstd) {
-        ok = Decompress(buf, uint64_t(v.nbytes()), &v.data, &why);
-      } else if (ok) {
-        v.data.swap(buf);
-      }
-      if (ok && Crc32(v.data) != v.crc) {
-        why = "checksum " + Hex32(v.crc) + " does not match the data (" + Hex32(Crc32(v.data)) +
-              "); the file is corrupt";
-        ok = false;
-      }
-      if (!ok) {
+      if (!ReadStoredValue(src, v, &v.data, &why)) {
         v.data.clear();
-        *err = source + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "] (entry '" +
-               v.stored->name + "'): " + why;
+        *err = ValuePath(source, call, i) + why;
         return false;
       }
       v.has_data = true;
@@ -145,48 +167,83 @@ bool LoadValues(const ByteSource& src, const std::string& source, Trace* trace, 
   return true;
 }
 
-bool ParseFrom(const ByteSource& src, const std::string& source, Trace* trace, std::string* err,
-               const ReadOptions& options) {
-  if (LooksLikeArchive(src)) {
-    if (!ParseArchive(src, source, trace, err)) return false;
-    return !options.values || LoadValues(src, source, trace, err);
+bool ParseFrom(const std::shared_ptr<const ByteSource>& src, const std::string& source, Trace* trace,
+               std::string* err, const ReadOptions& options) {
+  if (LooksLikeArchive(*src)) {
+    if (!ParseArchive(*src, source, trace, err)) return false;
+    for (Call& call : trace->calls) call.value_source = src;
+    return !options.values || LoadValues(*src, source, options.max_value_bytes, trace, err);
   }
-  std::string text(size_t(src.size()), '\0');
+  std::string text(size_t(src->size()), '\0');
   std::string why;
-  if (!src.Read(0, text.size(), &text[0], &why)) {
+  if (!src->Read(0, text.size(), &text[0], &why)) {
     *err = source + ": " + why;
     return false;
   }
   return ParseTrace(text, source, trace, err);
 }
 
-// The archive of a version 2 trace, entry by entry into `w`.
+// How one value goes into a version 2 archive: its bytes as stored, their
+// CRC-32 for the entry, and the record's reference. A value whose bytes were
+// not read comes from its call's file; when it is stored there as it is to
+// be stored here, its entry is copied without decoding.
+bool StoreValue(const Call& call, const Value& v, bool compress, std::string* raw_buf, std::string* frame,
+                std::string_view* bytes, uint32_t* entry_crc, StoredRef* ref, std::string* why) {
+  std::string_view raw;
+  if (v.has_data) {
+    raw = v.data;
+    ref->crc = Crc32(v.data);
+  } else if (v.stored && call.value_source) {
+    const bool keep = v.zstd == compress && (v.zstd || v.crc == v.stored->crc);
+    if (keep) {
+      if (!ReadArchiveEntry(*call.value_source, *v.stored, frame, why)) return false;
+      *bytes = *frame;
+      *entry_crc = v.stored->crc;
+      ref->crc = v.crc;
+      ref->zstd = v.zstd;
+      return true;
+    }
+    if (!ReadStoredValue(*call.value_source, v, raw_buf, why)) return false;
+    raw = *raw_buf;
+    ref->crc = v.crc;
+  } else {
+    *why = "its bytes were not read, so it cannot be written";
+    return false;
+  }
+  *bytes = raw;
+  *entry_crc = ref->crc;
+  if (compress && !raw.empty()) {
+    frame->resize(ZSTD_compressBound(raw.size()));
+    const size_t size = ZSTD_compress(&(*frame)[0], frame->size(), raw.data(), raw.size(), kZstdLevel);
+    if (!ZSTD_isError(size) && size <= raw.size() / 8 * 7) {
+      frame->resize(size);
+      *bytes = *frame;
+      *entry_crc = Crc32(*frame);
+      ref->zstd = true;
+    }
+  }
+  return true;
+}
+
+// The archive of a version 2 trace, entry by entry into `w`: one value in
+// memory at a time when the trace's values were not read.
 bool WriteArchive(const Trace& trace, const WriteOptions& options, ArchiveWriter* w, std::string* err) {
   std::vector<StoredRef> refs;
-  std::string frame;
+  std::string raw, frame, why;
   size_t n = 0;
   for (const Call& call : trace.calls) {
     for (size_t i = 0; i < call.values.size(); ++i) {
-      const Value& v = call.values[i];
-      if (!v.has_data) {
-        *err = "calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) +
-               "]: its bytes were not read, so it cannot be written";
-        return false;
-      }
       StoredRef ref;
       ref.entry = kValuePrefix + std::to_string(n++);
-      ref.crc = Crc32(v.data);
-      std::string_view bytes = v.data;
-      uint32_t entry_crc = ref.crc;
-      if (options.compress && !v.data.empty()) {
-        frame.resize(ZSTD_compressBound(v.data.size()));
-        const size_t size = ZSTD_compress(&frame[0], frame.size(), v.data.data(), v.data.size(), kZstdLevel);
-        if (!ZSTD_isError(size) && size <= v.data.size() / 8 * 7) {
-          frame.resize(size);
-          bytes = frame;
-          entry_crc = Crc32(frame);
-          ref.zstd = true;
+      std::string_view bytes;
+      uint32_t entry_crc = 0;
+      if (!StoreValue(call, call.values[i], options.compress, &raw, &frame, &bytes, &entry_crc, &ref, &why)) {
+        *err = "calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: " + why;
+        if (call.value_source) {
+          *err = "cannot read " + call.value_source->name() + ": " + *err;
+          if (options.input_failed) *options.input_failed = true;
         }
+        return false;
       }
       if (!w->Add(ref.entry, bytes, entry_crc, err)) return false;
       refs.push_back(std::move(ref));
@@ -249,13 +306,25 @@ bool WriteText(int fd, const std::string& text, std::string* err) {
 
 bool ParseTraceBytes(const std::string& bytes, const std::string& source, Trace* trace, std::string* err,
                      const ReadOptions& options) {
-  return ParseFrom(MemorySource(bytes), source, trace, err, options);
+  return ParseFrom(std::make_shared<MemorySource>(bytes), source, trace, err, options);
 }
 
 bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err, const ReadOptions& options) {
-  FileSource file;
-  if (!file.Open(path, err)) return false;
-  return ParseFrom(file, path, trace, err, options);
+  std::shared_ptr<const ByteSource> source;
+  if (!OpenSource(path, kMaxStream, &source, err)) return false;
+  return ParseFrom(source, path, trace, err, options);
+}
+
+bool ReadValueBytes(const Call& call, const Value& value, std::string* out, std::string* err) {
+  if (value.has_data) {
+    *out = value.data;
+    return true;
+  }
+  if (!value.stored || !call.value_source) {
+    *err = "the value's bytes were not kept";
+    return false;
+  }
+  return ReadStoredValue(*call.value_source, value, out, err);
 }
 
 bool ReadFile(const std::string& path, std::string* text, std::string* err) {
@@ -281,8 +350,40 @@ bool WriteFileAtomic(const std::string& path, const std::string& text, std::stri
       path, durability, [&](int fd, std::string* why) { return WriteText(fd, text, why); }, err);
 }
 
+namespace {
+
+// Version 1 holds every value inside its JSON: values a trace was read
+// without are read into a copy first.
+bool WriteVersion1(const std::string& path, const Trace& trace, std::string* err, const WriteOptions& options) {
+  bool complete = true;
+  for (const Call& call : trace.calls)
+    for (const Value& v : call.values) complete = complete && v.has_data;
+  if (complete) return WriteFileAtomic(path, SerializeTrace(trace), err, options.durability);
+  Trace whole = trace;
+  std::string why;
+  for (Call& call : whole.calls) {
+    for (size_t i = 0; i < call.values.size(); ++i) {
+      Value& v = call.values[i];
+      if (v.has_data) continue;
+      if (!ReadValueBytes(call, v, &v.data, &why)) {
+        *err = path + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: " + why;
+        if (call.value_source) {
+          *err = path + ": cannot read " + call.value_source->name() + ": calls[" + std::to_string(call.index) +
+                 "].values[" + std::to_string(i) + "]: " + why;
+          if (options.input_failed) *options.input_failed = true;
+        }
+        return false;
+      }
+      v.has_data = true;
+    }
+  }
+  return WriteFileAtomic(path, SerializeTrace(whole), err, options.durability);
+}
+
+}  // namespace
+
 bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err, const WriteOptions& options) {
-  if (options.version == 1) return WriteFileAtomic(path, SerializeTrace(trace), err, options.durability);
+  if (options.version == 1) return WriteVersion1(path, trace, err, options);
   return WriteAtomically(
       path, options.durability,
       [&](int fd, std::string* why) {

@@ -6,6 +6,7 @@
 // ("t.cag: calls[0].ops[57].args[1]: ...").
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "lib/trace/trace.h"
@@ -18,6 +19,10 @@ struct ReadOptions {
   // each is left with `has_data` false. A version 1 file is read whole
   // either way (its values are inside its JSON).
   bool values = true;
+  // The most bytes the values may take once read (compressed ones expand):
+  // a trace past it is refused before any is read. Replay sets its
+  // --max-memory; other commands read what the file holds.
+  int64_t max_value_bytes = INT64_MAX;
 };
 
 // Parses and validates version 1 trace text. `source` names it in messages.
@@ -26,6 +31,12 @@ bool ParseTrace(const std::string& text, const std::string& source, Trace* trace
 bool ParseTraceBytes(const std::string& bytes, const std::string& source, Trace* trace, std::string* err,
                      const ReadOptions& options = {});
 bool ReadTraceFile(const std::string& path, Trace* trace, std::string* err, const ReadOptions& options = {});
+
+// A value's raw bytes: its `data`, or when the trace was read without
+// values, read now from the file its call came from and checked (size,
+// checksums). False and *err (naming the entry, not the file) when they
+// cannot be read or do not check.
+bool ReadValueBytes(const Call& call, const Value& value, std::string* out, std::string* err);
 
 // Version 1 text.
 std::string SerializeTrace(const Trace& trace);
@@ -36,17 +47,24 @@ std::string SerializeTrace(const Trace& trace);
 // survives a power cut, not just a crash of the process); the shim's
 // per-call files skip that, as it costs milliseconds per call.
 enum class Durability { kDurable, kCrashSafe };
+// Writing reads values a trace was read without from its file, one at a
+// time (see SerializeTraceArchive).
 struct WriteOptions {
   int version = kTraceVersion;  // 1 or 2
   // Version 2: store each value as a zstd frame where that saves at least
   // an eighth of its bytes.
   bool compress = false;
   Durability durability = Durability::kDurable;
+  // Set when the write failed because a value could not be read from the
+  // file it was to come from (the input is bad, not the output).
+  bool* input_failed = nullptr;
 };
 bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err, const WriteOptions& options);
 bool WriteTraceFile(const std::string& path, const Trace& trace, std::string* err,
                     Durability durability = Durability::kDurable);
-// A version 2 trace into memory. False when a value's bytes were not read.
+// A version 2 trace into memory. Values whose bytes were not read are read
+// from their call's file one at a time (ReadValueBytes), so a trace of any
+// size can be rewritten in little memory; false when one cannot be.
 bool SerializeTraceArchive(const Trace& trace, const WriteOptions& options, std::string* out, std::string* err);
 
 // Same atomic write, for any text.

@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 # --- the CLI itself -----------------------------------------------------------
 expect 0 version -- "$bin" --version
-contains "$tmp/out" "cautograd 0.1.0 (trace format v1)" version
+contains "$tmp/out" "cautograd 0.1.0 (trace format v2)" version
 expect 0 help -- "$bin" --help
 contains "$tmp/out" "record" help
 contains "$tmp/out" "show, summary" help
@@ -65,15 +65,46 @@ expect 0 minimal -- "$bin" show "$src/tests/data/minimal.json"
 contains "$tmp/out" "SumBackward0 x1" minimal
 expect 2 missing_file -- "$bin" show "$tmp/nope.json"
 contains "$tmp/err" "cautograd show: $tmp/nope.json: cannot open" missing_file
-for f in "$src"/tests/malformed/*.json; do
-  name=$(basename "$f" .json)
-  expect 2 "malformed $name" -- "$bin" show "$f"
+for f in "$src"/tests/malformed/*.json "$src"/tests/malformed/*.cag; do
+  name=$(basename "${f%.*}")
+  expect 2 "malformed $name" -- "$bin" show --verify "$f"
   one_line "$tmp/err" "malformed $name"
   contains "$tmp/err" "cautograd show: $f: $(cat "$src/tests/malformed/$name.expected")" "malformed $name"
 done
+# Version 2, packed by tests/malformed/make_v2.py rather than by cautograd.
+expect 0 minimal_v2 -- "$bin" show --verify "$src/tests/data/minimal_v2.cag"
+contains "$tmp/out" "verified 1 value (4 B): every size and checksum matches" minimal_v2
+# Without --verify a version 2 trace's values are never read: a corrupt value
+# goes unnoticed by show, and replay (which reads them) refuses it.
+expect 0 show_lazy -- "$bin" show "$src/tests/malformed/v2_bad_checksum.cag"
+expect 2 replay_bad_value -- "$bin" replay "$src/tests/malformed/v2_bad_checksum.cag"
+contains "$tmp/err" "entry 'values/0': CRC-32 does not match its data" replay_bad_value
+# Stock tools read a version 2 trace: Python's zipfile checks every entry's
+# CRC-32 and finds the JSON (what `unzip -p t.cag trace.json | jq` shows).
+if /usr/bin/python3 - "$src/traces/mlp.cag" <<'PY'
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+t = json.loads(z.read("trace.json"))
+assert t["version"] == 2 and t["calls"][0]["values"][0]["entry"] == "values/0", t["calls"][0]["values"][0]
+PY
+then ok; else bad "python's zipfile cannot read traces/mlp.cag"; fi
+# convert: both ways, with and without compression, and back to the same trace.
+expect 0 convert_to_1 -- "$bin" convert "$src/traces/mlp.cag" --to 1 -o "$tmp/emb1.json"
+contains "$tmp/out" "(version 2, " convert_to_1
+expect 0 convert_to_2z -- "$bin" convert "$tmp/emb1.json" --compress -o "$tmp/emb2z.cag"
+expect 0 convert_back -- "$bin" convert "$tmp/emb2z.cag" --to 1 -o "$tmp/emb1b.json"
+if cmp -s "$tmp/emb1.json" "$tmp/emb1b.json"; then ok; else bad "convert 2 -> 1 -> 2 (zstd) -> 1 changed the trace"; fi
+expect 0 show_compressed -- "$bin" show --verify "$tmp/emb2z.cag"
+contains "$tmp/out" "compressed with zstd" show_compressed
+expect 2 convert_bad_flags -- "$bin" convert "$src/traces/mlp.cag" --to 1 --compress -o "$tmp/x.json"
+one_line "$tmp/err" convert_bad_flags
+expect 2 convert_malformed -- "$bin" convert "$src/tests/malformed/v2_zstd_expands.cag" -o "$tmp/x.cag"
+if [ -e "$tmp/x.cag" ]; then bad "convert wrote a file from a trace it refused"; else ok; fi
 
 # --- golden traces ------------------------------------------------------------------
-for f in "$src"/traces/*.json; do
+for f in "$src"/traces/*.cag; do
   [ -e "$f" ] || continue
   g=$(basename "$f")
   expect 0 "golden $g" -- "$bin" show "$f"
@@ -104,8 +135,8 @@ done
 
 # Output that cannot be written is a failure, not a success.
 if [ -w /dev/full ]; then
-  for args in "show --json $src/traces/mlp.json" "diff $src/traces/mlp.json $src/traces/mlp.json" \
-              "recompile --emit json $src/traces/dynamic.json" "replay --json $src/traces/mlp.json"; do
+  for args in "show --json $src/traces/mlp.cag" "diff $src/traces/mlp.cag $src/traces/mlp.cag" \
+              "recompile --emit json $src/traces/dynamic.cag" "replay --json $src/traces/mlp.cag"; do
     # shellcheck disable=SC2086  # the arguments are words on purpose
     "$bin" $args >/dev/full 2>"$tmp/err"
     got=$?
@@ -117,7 +148,7 @@ fi
 
 # --- replay ---------------------------------------------------------------------------
 # A cap too large to count in bytes is no cap (it used to overflow and refuse every op).
-expect 0 max_memory_huge -- "$bin" replay --check --max-memory 99999999999999 "$src/traces/mlp.json"
+expect 0 max_memory_huge -- "$bin" replay --check --max-memory 99999999999999 "$src/traces/mlp.cag"
 contains "$tmp/out" "MATCH: " max_memory_huge
 # Round trip on freshly recorded models, including several calls.
 for m in mlp lstm dynamic doublegrad; do
@@ -125,14 +156,15 @@ for m in mlp lstm dynamic doublegrad; do
   expect 0 "replay --check $m" -- "$bin" replay --check "$tmp/r-$m.json"
   contains "$tmp/out" "MATCH: " "replay --check $m"
 done
-expect 0 replay_json -- "$bin" replay --check --json "$src/traces/embedding.json"
+expect 0 replay_json -- "$bin" replay --check --json "$src/traces/embedding.cag"
 if /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["result"]=="match" and d["compared"]>0' "$tmp/out"; then ok; else bad "replay --json: not a matching JSON report"; fi
-expect 2 replay_bad_call -- "$bin" replay --call 9 "$src/traces/embedding.json"
+expect 2 replay_bad_call -- "$bin" replay --call 9 "$src/traces/embedding.cag"
 contains "$tmp/err" "no call 9: the trace has 1" replay_bad_call
 
 # A recorded gradient altered by hand: replay --check exits 1 and names the op.
 # derive.py's `altered` adds 0.5 to the third recorded float32 op output.
-/usr/bin/python3 "$src/tests/diff_golden/derive.py" altered "$src/traces/mlp.json" "$tmp/altered.json"
+"$bin" convert --to 1 "$src/traces/mlp.cag" -o "$tmp/mlp-v1.json" >/dev/null  # derive.py edits version 1 text
+/usr/bin/python3 "$src/tests/diff_golden/derive.py" altered "$tmp/mlp-v1.json" "$tmp/altered.json"
 read -r altered_op altered_name < <(/usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); v=[v for v in t["calls"][0]["values"] if v["when"]=="after_op" and v["dtype"]=="float32"][2]; print(v["op"], t["calls"][0]["ops"][v["op"]]["op"])' "$tmp/altered.json")
 expect 1 replay_altered -- "$bin" replay --check "$tmp/altered.json"
 contains "$tmp/out" "DIVERGED at call 0, op $altered_op ($altered_name" replay_altered
@@ -167,7 +199,7 @@ while read -r expected args; do
   fi
 done <"$src/tests/recompile_golden/cases"
 
-expect 0 recompile_dynamic -- "$bin" recompile "$src/traces/dynamic.json"
+expect 0 recompile_dynamic -- "$bin" recompile "$src/traces/dynamic.cag"
 contains "$tmp/out" "call 1: MISS, compile entry 1" recompile_dynamic
 contains "$tmp/out" "(.grad before the call) was undefined, now defined" recompile_dynamic
 contains "$tmp/out" "Cache miss due to new autograd node: torch::autograd::AccumulateGrad (NodeCall 3)" recompile_dynamic
@@ -175,7 +207,7 @@ contains "$tmp/out" "call 2: MISS, recompile entry 1" recompile_dynamic
 contains "$tmp/out" ": 4 -> 2, now dynamic" recompile_dynamic
 contains "$tmp/out" "Cache miss due to changed shapes: marking size idx 0 of NllLossBackward0 (NodeCall 0) as dynamic" recompile_dynamic
 contains "$tmp/out" "summary: 3 calls, 3 compiles (2 recompiles), 0 hits" recompile_dynamic
-expect 0 recompile_json -- "$bin" recompile --json "$src/traces/dynamic.json"
+expect 0 recompile_json -- "$bin" recompile --json "$src/traces/dynamic.cag"
 if /usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -185,7 +217,7 @@ assert d["calls"][1]["reasons"][0]["kind"] == "tensor" and d["calls"][1]["reason
 assert all(r["kind"] == "size" and r["now_dynamic"] for r in d["calls"][2]["reasons"])
 assert len(d["entries"][1]["dynamic_sizes"]) == len(d["calls"][2]["reasons"])
 ' "$tmp/out"; then ok; else bad "recompile --json: not the expected simulation"; fi
-expect 0 recompile_emit_json -- "$bin" recompile --emit json "$src/traces/dynamic.json"
+expect 0 recompile_emit_json -- "$bin" recompile --emit json "$src/traces/dynamic.cag"
 if /usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -194,8 +226,8 @@ assert any(isinstance(x, str) for i in d[1]["inputs"] for x in i["shape"]), "no 
 ' "$tmp/out"; then ok; else bad "recompile --emit json: not the expected programs"; fi
 
 # Several traces are one cache: the second copy of mlp.json hits both entries.
-expect 0 recompile_two_files -- "$bin" recompile "$src/traces/mlp.json" "$src/traces/mlp.json"
-contains "$tmp/out" "call 0 of $src/traces/mlp.json: hit, entry 0" recompile_two_files
+expect 0 recompile_two_files -- "$bin" recompile "$src/traces/mlp.cag" "$src/traces/mlp.cag"
+contains "$tmp/out" "call 0 of $src/traces/mlp.cag: hit, entry 0" recompile_two_files
 contains "$tmp/out" "2 hits: hit rate 50%" recompile_two_files
 
 # A recorded run whose batch alternates: hits after the shape recompile, and
@@ -213,16 +245,16 @@ contains "$tmp/out" "MATCH: " "replay --compiled dyn5"
 # A divergence in a compiled program names the op by its recorded index.
 expect 1 replay_compiled_altered -- "$bin" replay --compiled --check "$tmp/altered.json"
 contains "$tmp/out" "DIVERGED at call 0, op $altered_op ($altered_name" replay_compiled_altered
-for f in "$src"/traces/*.json; do
+for f in "$src"/traces/*.cag; do
   grep -q '"values":"all"' "$f" || continue
   expect 0 "replay --compiled --check $(basename "$f")" -- "$bin" replay --compiled --check "$f"
   contains "$tmp/out" "MATCH: " "replay --compiled --check $(basename "$f")"
 done
 
-expect 2 recompile_bad_dynamic -- "$bin" recompile --dynamic sometimes "$src/traces/mlp.json"
+expect 2 recompile_bad_dynamic -- "$bin" recompile --dynamic sometimes "$src/traces/mlp.cag"
 one_line "$tmp/err" recompile_bad_dynamic
 contains "$tmp/err" "cautograd recompile: unknown --dynamic mode 'sometimes'; use auto, static or all" recompile_bad_dynamic
-expect 2 recompile_bad_emit -- "$bin" recompile --emit dot "$src/traces/mlp.json"
+expect 2 recompile_bad_emit -- "$bin" recompile --emit dot "$src/traces/mlp.cag"
 contains "$tmp/err" "cautograd recompile: unknown --emit format 'dot'" recompile_bad_emit
 expect 2 recompile_missing -- "$bin" recompile "$tmp/nope.json"
 contains "$tmp/err" "cautograd recompile: $tmp/nope.json: cannot open" recompile_missing
@@ -238,9 +270,10 @@ expect 0 show_python -- "$bin" show "$tmp/py.json"
 contains "$tmp/out" "ScaleBackward x1" show_python        # the Python custom Function, by name
 contains "$tmp/out" "grad (create_graph)" show_python     # torch.autograd.grad with create_graph
 expect 0 show_python_json -- "$bin" show --json "$tmp/py.json"
-if /usr/bin/python3 - "$tmp/py.json" <<'PY'
-import json, sys
-t = json.load(open(sys.argv[1]))
+if PYTHONPATH=$src/tests /usr/bin/python3 - "$tmp/py.json" <<'PY'
+import sys
+from trace_json import load
+t = load(sys.argv[1])
 hooks = [h for c in t["calls"] for n in c["nodes"] for h in n["hooks"]]
 assert any(h["kind"] == "tensor_pre_hook" and h["lang"] == "python"
            and h["type"] == "__main__.step.<locals>.<lambda>" for h in hooks), hooks
@@ -295,9 +328,10 @@ if "$py" -c 'import sys, torch; sys.exit(int(torch.__version__.split(".")[0]) < 
   expect 0 record_compiled_autograd -- "$bin" record --values all -o "$tmp/ca.json" -- "$py" "$src/tests/programs/compiled.py"
   if diff -q "$tmp/out" "$tmp/ca_plain.out" >/dev/null; then ok; else bad "compiled autograd: the program's output changed under the recorder"; fi
   contains "$tmp/err" "4 backward calls of '$py' recorded to" record_compiled_autograd
-  if /usr/bin/python3 -c '
-import json, sys
-calls = json.load(open(sys.argv[1]))["calls"]
+  if PYTHONPATH=$src/tests /usr/bin/python3 -c '
+import sys
+from trace_json import load
+calls = load(sys.argv[1])["calls"]
 ran = [c.get("compiled_autograd", {}).get("ran") for c in calls]
 assert ran == ["eager", "compiled", "compiled", "compiled"], ran
 assert all(not c["ops"] for c in calls[1:]) and calls[0]["ops"], "compiled calls have no ops, the eager one has"
@@ -434,19 +468,19 @@ contains "$tmp/out" "1 diff found differences" diff_help
 contains "$tmp/out" "diff" diff_help
 
 # Bad input: exit 2 and one line that says what and how to fix it.
-expect 2 diff_bad_group -- "$bin" diff "$src/traces/mlp.json" "$src/traces/mlp.json" --fail-on graph,speed
+expect 2 diff_bad_group -- "$bin" diff "$src/traces/mlp.cag" "$src/traces/mlp.cag" --fail-on graph,speed
 one_line "$tmp/err" diff_bad_group
 contains "$tmp/err" "cautograd diff: unknown group 'speed' in --fail-on; use graph, guards, ops, numerics, timing" diff_bad_group
-expect 2 diff_bad_format -- "$bin" diff "$src/traces/mlp.json" "$src/traces/mlp.json" --format html
+expect 2 diff_bad_format -- "$bin" diff "$src/traces/mlp.cag" "$src/traces/mlp.cag" --format html
 contains "$tmp/err" "cautograd diff: unknown --format 'html'; use text, json or markdown" diff_bad_format
-expect 2 diff_bad_call -- "$bin" diff "$src/traces/mlp.json" "$src/traces/embedding.json" --call 1
+expect 2 diff_bad_call -- "$bin" diff "$src/traces/mlp.cag" "$src/traces/embedding.cag" --call 1
 one_line "$tmp/err" diff_bad_call
-contains "$tmp/err" "cautograd diff: no call 1 in '$src/traces/embedding.json': it has 1 (numbered from 0)" diff_bad_call
-expect 2 diff_missing -- "$bin" diff "$src/traces/mlp.json" "$tmp/nope.json"
+contains "$tmp/err" "cautograd diff: no call 1 in '$src/traces/embedding.cag': it has 1 (numbered from 0)" diff_bad_call
+expect 2 diff_missing -- "$bin" diff "$src/traces/mlp.cag" "$tmp/nope.json"
 contains "$tmp/err" "cautograd diff: $tmp/nope.json: cannot open" diff_missing
-expect 2 diff_malformed -- "$bin" diff "$src/tests/malformed/truncated.json" "$src/traces/mlp.json"
+expect 2 diff_malformed -- "$bin" diff "$src/tests/malformed/truncated.json" "$src/traces/mlp.cag"
 one_line "$tmp/err" diff_malformed
-expect 2 diff_one_file -- "$bin" diff "$src/traces/mlp.json"
+expect 2 diff_one_file -- "$bin" diff "$src/traces/mlp.cag"
 one_line "$tmp/err" diff_one_file
 
 finish

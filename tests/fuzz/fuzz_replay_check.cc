@@ -11,13 +11,16 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cautograd;
-  const std::string text(reinterpret_cast<const char*>(data), size);
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
   Trace trace;
   std::string err;
-  if (!ParseTrace(text, "fuzz.json", &trace, &err)) return 0;
-  ReplayOptions options;
-  options.max_memory = int64_t(64) << 20;
-  if (!CheckReplayable(trace, options, &err) && (err.empty() || err.find('\n') != std::string::npos))
+  // Either version; values that would take more memory than that are refused.
+  ReadOptions options;
+  options.max_value_bytes = int64_t(64) << 20;
+  if (!ParseTraceBytes(bytes, "fuzz", &trace, &err, options)) return 0;
+  ReplayOptions replay;
+  replay.max_memory = int64_t(64) << 20;
+  if (!CheckReplayable(trace, replay, &err) && (err.empty() || err.find('\n') != std::string::npos))
     __builtin_trap();
   return 0;
 }

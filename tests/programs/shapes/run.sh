@@ -27,7 +27,7 @@ for name in "${shapes[@]}"; do
   t=$tmp/$name.json
   expect 0 "$name: record" -- "$bin" record --values all -o "$t" -- "$py" "$prog"
   if grep -q "not recorded" "$tmp/err"; then bad "$name: a call was skipped: $(grep 'not recorded' "$tmp/err" | head -c 600)"; else ok; fi
-  got=$(/usr/bin/python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print(len(t["calls"]), len(t.get("skipped", [])))' "$t" 2>/dev/null)
+  got=$(PYTHONPATH=$here/../.. /usr/bin/python3 -c 'import sys; from trace_json import load; t=load(sys.argv[1]); print(len(t["calls"]), len(t.get("skipped", [])))' "$t" 2>/dev/null)
   if [ "$got" = "$want 0" ]; then ok; else bad "$name: recorded calls, skipped: '$got'; the program makes $want"; fi
   expect 0 "$name: replay --check" -- "$bin" replay --check "$t"
   contains "$tmp/out" "worst abs error 0," "$name: replay --check"
@@ -39,9 +39,10 @@ if [ "$run_mixed" = 1 ]; then
   expect 4 "mixed: record" -- "$bin" record --values all -o "$t" -- "$py" "$here/mixed.py"
   contains "$tmp/err" "1 chosen backward call was not recorded" "mixed: record's last line"
   contains "$tmp/err" "exit status 4 (--allow-skipped accepts a partial trace)" "mixed: record's last line"
-  if /usr/bin/python3 - "$t" <<'PY'
-import json, sys
-t = json.load(open(sys.argv[1]))
+  if PYTHONPATH=$here/../.. /usr/bin/python3 - "$t" <<'PY'
+import sys
+from trace_json import load
+t = load(sys.argv[1])
 assert len(t["calls"]) == 2, len(t["calls"])
 assert len(t["skipped"]) == 1, t["skipped"]
 s = t["skipped"][0]

@@ -1,0 +1,217 @@
+#include "lib/trace/stream.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "lib/trace/encoding.h"
+#include "lib/trace/trace_json.h"
+
+namespace cautograd {
+
+namespace {
+constexpr uint64_t kMaxStreamEntries = uint64_t(1) << 24;
+constexpr int kZstdLevel = 3;  // as trace_file.cc's; a stream is written once and read once
+}  // namespace
+
+StreamWriter::~StreamWriter() {
+  std::string ignored;
+  Close(&ignored);
+}
+
+bool StreamWriter::Open(const std::string& path, bool compress, int64_t budget, std::string* err) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    *err = path + ": cannot create: " + std::strerror(errno);
+    return false;
+  }
+  compress_ = compress;
+  budget_ = budget;
+  archive_ = std::make_unique<ArchiveWriter>(fd_);
+  thread_ = std::thread([this] { Run(); });
+  return true;
+}
+
+int64_t StreamWriter::AddValue(std::string bytes) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const int64_t id = next_value_++;
+  if (closing_ || !error_.empty()) return id;  // dropped; the error is reported once
+  const int64_t n = int64_t(bytes.size());
+  // Waiting with the queue empty would wait forever: a value larger than the
+  // whole budget goes alone.
+  changed_.wait(lock, [&] { return queue_.empty() || queued_bytes_ + n <= budget_ || !error_.empty(); });
+  queued_bytes_ += n;
+  Item item;
+  item.value = id;
+  item.bytes = std::move(bytes);
+  queue_.push_back(std::move(item));
+  changed_.notify_all();
+  return id;
+}
+
+void StreamWriter::AddCall(Trace one_call) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closing_ || !error_.empty()) return;
+  const int64_t mine = ++calls_queued_;
+  Item item;
+  item.call = std::move(one_call);
+  queue_.push_back(std::move(item));
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return calls_written_ >= mine || !error_.empty(); });
+}
+
+void StreamWriter::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    changed_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    if (queue_.empty()) break;  // closing, and nothing left
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    const bool failed = !error_.empty();
+    lock.unlock();
+    if (!failed) {
+      if (item.value >= 0)
+        WriteValue(item.value, item.bytes);
+      else
+        WriteCall(item.call);
+    }
+    const int64_t n = int64_t(item.bytes.size());
+    item = Item();  // the bytes go before the budget says they have
+    lock.lock();
+    queued_bytes_ -= n;
+    changed_.notify_all();
+  }
+}
+
+void StreamWriter::WriteValue(int64_t id, const std::string& bytes) {
+  Stored s;
+  s.entry = "values/" + std::to_string(id);
+  s.crc = Crc32(bytes);
+  std::string_view out = bytes;
+  uint32_t entry_crc = s.crc;
+  std::string frame;
+  if (compress_ && !bytes.empty()) {
+    frame.resize(ZSTD_compressBound(bytes.size()));
+    const size_t size = ZSTD_compress(&frame[0], frame.size(), bytes.data(), bytes.size(), kZstdLevel);
+    if (!ZSTD_isError(size) && size <= bytes.size() / 8 * 7) {
+      frame.resize(size);
+      out = frame;
+      entry_crc = Crc32(frame);
+      s.zstd = true;
+    }
+  }
+  std::string why;
+  if (!archive_->Add(s.entry, out, entry_crc, &why)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.empty()) error_ = why;
+    return;
+  }
+  if (stored_.size() <= size_t(id)) stored_.resize(size_t(id) + 1);
+  stored_[size_t(id)] = std::move(s);
+}
+
+void StreamWriter::WriteCall(Trace& trace) {
+  std::vector<StoredRef> refs;
+  std::string why;
+  bool ok = true;
+  for (Call& call : trace.calls) {
+    for (Value& v : call.values) {
+      if (v.spooled < 0) {  // kept in memory: written now, before the call that names it
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          v.spooled = next_value_++;
+        }
+        WriteValue(v.spooled, v.data);
+      }
+      if (size_t(v.spooled) >= stored_.size() || stored_[size_t(v.spooled)].entry.empty()) {
+        ok = false;
+        why = "a value of call " + std::to_string(call.index) + " was never written";
+        break;
+      }
+      const Stored& s = stored_[size_t(v.spooled)];
+      refs.push_back({s.entry, s.crc, s.zstd});
+    }
+  }
+  if (ok) {
+    const std::string json = SerializeTraceJson(trace, &refs);
+    int64_t n;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      n = calls_written_;
+    }
+    ok = archive_->Add("calls/" + std::to_string(n) + ".json", json, Crc32(json), &why) && archive_->Flush(&why);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ok && error_.empty()) error_ = why;
+  ++calls_written_;
+}
+
+bool StreamWriter::Close(std::string* err) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || fd_ < 0) return error_.empty();
+    closing_ = true;
+    changed_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::string why;
+  bool ok = error_.empty() && archive_->Finish(&why);
+  if (::close(fd_) != 0 && ok) {
+    ok = false;
+    why = std::string("close failed: ") + std::strerror(errno);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ok && error_.empty()) error_ = why;
+  closed_ = true;
+  *err = error_;
+  return error_.empty();
+}
+
+std::string StreamWriter::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+int64_t StreamWriter::calls_written() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return calls_written_;
+}
+
+bool ReadStream(const std::string& path, std::vector<Call>* calls, std::vector<SkippedCall>* skipped, Meta* meta,
+                std::string* err) {
+  auto src = std::make_shared<FileSource>();
+  if (!src->Open(path, err)) return false;
+  std::vector<ArchiveEntry> entries;
+  std::string why;
+  if (!ScanArchive(*src, kMaxStreamEntries, &entries, &why)) {
+    *err = path + ": " + why;
+    return false;
+  }
+  ArchiveIndex index;
+  index.entries = &entries;
+  index.used.assign(entries.size(), false);
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (entries[i].name.compare(0, 7, "values/") == 0) index.by_name.emplace(entries[i].name, i);
+  std::string text;
+  for (const ArchiveEntry& e : entries) {
+    if (e.name.compare(0, 6, "calls/") != 0) continue;
+    if (!ReadArchiveEntry(*src, e, &text, &why)) {
+      *err = path + ": " + why;
+      return false;
+    }
+    Trace one;
+    if (!ParseTraceJson(text, path + ": " + e.name, &index, &one, err)) return false;
+    if (meta->tool_version.empty()) *meta = one.meta;
+    for (Call& call : one.calls) {
+      call.value_source = src;
+      calls->push_back(std::move(call));
+    }
+    for (SkippedCall& s : one.skipped) skipped->push_back(std::move(s));
+  }
+  return true;
+}
+
+}  // namespace cautograd
