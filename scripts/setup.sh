@@ -27,7 +27,7 @@ while (($#)); do
   esac
 done
 
-packages=(g++ cmake make ccache pkg-config libzstd-dev libcli11-dev nlohmann-json3-dev googletest libgtest-dev libbenchmark-dev
+packages=(g++ cmake make ccache pkg-config libzstd-dev zlib1g-dev libcli11-dev nlohmann-json3-dev googletest libgtest-dev libbenchmark-dev
           graphviz python3 python3-venv)
 [ "$debian" = ON ] && packages+=(libtorch-dev python3-torch)
 missing=()

@@ -153,9 +153,20 @@ class ShowCommand : public Command {
   int Run() override {
     Trace trace;
     std::string err;
-    ReadOptions options;
-    options.values = verify_;
-    if (!ReadTraceFile(path_, &trace, &err, options)) return Fail(name(), err, kExitBadInput);
+    ReadOptions metadata_only;  // --verify reads the values one at a time, below
+    metadata_only.values = false;
+    if (!ReadTraceFile(path_, &trace, &err, metadata_only)) return Fail(name(), err, kExitBadInput);
+    if (verify_) {
+      std::string bytes;
+      for (const Call& call : trace.calls) {
+        for (size_t i = 0; i < call.values.size(); ++i) {
+          if (!ReadValueBytes(call, call.values[i], &bytes, &err))
+            return Fail(name(), path_ + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) +
+                                    "]: " + err,
+                        kExitBadInput);
+        }
+      }
+    }
     TraceSummary summary = Summarize(trace);
     if (json_)
       RenderJson(path_, summary, std::cout);

@@ -393,6 +393,14 @@ struct Recorder::State : rec::CallAnnouncer {
       if (disabled || stopped) return;
       call.index = calls_completed++;
     }
+    if (options.on_call_deferred) {
+      auto whole = std::make_shared<Call>(std::move(call));
+      options.on_call_deferred([whole] {
+        whole->guards = ComputeGuards(*whole);
+        return std::move(*whole);
+      });
+      return;
+    }
     call.guards = ComputeGuards(call);
     if (options.on_call) options.on_call(call);
     if (options.keep_calls) {
@@ -464,6 +472,15 @@ struct Recorder::State : rec::CallAnnouncer {
     // Outside the lock: on_call may ask the Recorder for its error().
     // Guards are derived from the rest of the call; a kept call gets them in
     // Finish, after the program's steps, so they cost it nothing.
+    if (options.on_call_deferred) {
+      auto parts = std::make_shared<std::pair<Call, Deferred>>(std::move(call), std::move(deferred));
+      options.on_call_deferred([parts] {
+        parts->second.WriteInto(&parts->first);
+        parts->first.guards = ComputeGuards(parts->first);
+        return std::move(parts->first);
+      });
+      return;
+    }
     if (options.on_call) {
       deferred.WriteInto(&call);
       call.guards = ComputeGuards(call);

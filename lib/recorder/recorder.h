@@ -49,6 +49,12 @@ struct RecorderOptions {
   // it are still recorded. Finish() returns them in Trace::skipped too,
   // when keep_calls. Must not throw.
   std::function<void(const SkippedCall&)> on_skipped;
+  // Instead of on_call, for a recorder whose calls are not kept: the call
+  // is handed over unfinished, with `finish`, which makes of it the Call
+  // on_call would get (its ops and tensors written out, its guards) on any
+  // thread, once. A stream writer runs it on its own thread, so that work
+  // leaves the program's. Must not throw.
+  std::function<void(std::function<Call()> finish)> on_call_deferred;
   // Takes each kept value's bytes as soon as they are copied out of the
   // tensor, on the thread that copied them; the call's Value then holds the
   // id it returns (`spooled`) and no bytes. A stream writer (lib/trace/

@@ -25,12 +25,15 @@
 // see PathForCaller.
 //
 // It also wraps torch::autograd::Engine::set_compiled_autograd, so that
-// backward calls run by compiled autograd pass through the shim too.
+// backward calls run by compiled autograd pass through the shim too, and
+// _exit and _Exit (Python's os._exit), which skip atexit handlers: the shim
+// gets to wait for its stream's thread to write the calls that had ended.
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -295,6 +298,23 @@ CAUTOGRAD_EXPORT void* CautogradDlopen(const char* file, int mode) {
   if (--cautograd::t_dlopen_depth == 0 && handle) cautograd::Check();
   return handle;
 }
+
+namespace cautograd {
+std::atomic<void (*)()> g_before_exit{nullptr};
+[[noreturn]] void ExitNow(int status) {
+  if (void (*f)() = g_before_exit.load()) f();
+  for (;;) syscall(SYS_exit_group, status);
+}
+}  // namespace cautograd
+
+// What the shim runs before _exit or _Exit end the process.
+CAUTOGRAD_EXPORT void cautograd_preload_before_exit(void (*fn)()) { cautograd::g_before_exit.store(fn); }
+
+// Named through labels: <unistd.h> and <stdlib.h> declare them noexcept.
+CAUTOGRAD_EXPORT void CautogradExit(int status) __asm__("_exit");
+CAUTOGRAD_EXPORT void CautogradExit(int status) { cautograd::ExitNow(status); }
+CAUTOGRAD_EXPORT void CautogradExit2(int status) __asm__("_Exit");
+CAUTOGRAD_EXPORT void CautogradExit2(int status) { cautograd::ExitNow(status); }
 
 // 1 once the shim is loaded into this process.
 CAUTOGRAD_EXPORT int cautograd_preload_active(void) {

@@ -22,10 +22,14 @@
 // recorded as its graph and compiled autograd's key, without ops (none
 // runs eagerly; a cache miss traces fake tensors, which are not looked at).
 #include <atomic>
+#include <mutex>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include "lib/recorder/recorder.h"
@@ -48,16 +52,12 @@ struct Shim {
   StreamWriter stream;
   Recorder* recorder = nullptr;
 
-  // A finished or skipped call goes to the stream; this returns once it is
-  // in the file.
-  void Write(const Call* call, const SkippedCall* skipped) {
+  // A skipped call goes to the stream, whose thread writes it while the
+  // program goes on (a finished one goes by on_call_deferred, below).
+  void Write(const SkippedCall* skipped) {
     if (getpid() != owner) return;
     Trace trace;
     trace.meta = RecorderMeta(values);
-    if (call) {
-      trace.calls.push_back(*call);
-      trace.calls[0].index = 0;
-    }
     if (skipped) {
       trace.skipped.push_back(*skipped);
       trace.skipped[0].process = owner;
@@ -69,6 +69,47 @@ struct Shim {
 };
 
 Shim* g_shim = nullptr;
+
+// A fatal signal gives the stream's thread up to 2 s to write the calls
+// that had ended, then goes on as it would have (the handler that was
+// there before, or the default: the program dies as it would have).
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGQUIT};
+struct sigaction g_previous[sizeof kFatalSignals / sizeof kFatalSignals[0]];
+
+void OnFatalSignal(int sig, siginfo_t* info, void*) {
+  if (g_shim && getpid() == g_shim->owner) g_shim->stream.WaitForCalls(2.0);
+  for (size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i)
+    if (kFatalSignals[i] == sig) sigaction(sig, &g_previous[i], nullptr);
+  // A fault the kernel raised (si_code > 0) comes back when the instruction
+  // runs again, to the handler put back; a signal sent (kill, raise, abort)
+  // is sent again.
+  if (!info || info->si_code <= 0 || (sig != SIGSEGV && sig != SIGBUS && sig != SIGFPE && sig != SIGILL))
+    raise(sig);
+}
+
+// Waits for the calls that had ended to be written: before _exit (through
+// libcautograd_preload.so), and at exit before libtorch's own teardown (a
+// call is finished on the stream's thread with libtorch's operator schemas).
+void DrainStream() {
+  if (g_shim && getpid() == g_shim->owner) g_shim->stream.WaitForCalls(600.0);
+}
+
+// Registered once a call has been recorded, that is after libtorch was
+// loaded: atexit handlers run last first, so this runs before libtorch's
+// static destructors, and StopAtExit (registered before) after them.
+void DrainAtExitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(DrainStream); });
+}
+
+void CatchFatalSignals() {
+  struct sigaction sa {};
+  sa.sa_sigaction = OnFatalSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND | SA_SIGINFO;
+  for (size_t i = 0; i < sizeof kFatalSignals / sizeof kFatalSignals[0]; ++i)
+    sigaction(kFatalSignals[i], &sa, &g_previous[i]);
+}
 
 void StopAtExit() {
   if (!g_shim || !g_shim->recorder) return;
@@ -114,7 +155,12 @@ __attribute__((constructor)) void StartShim() {
   shim->values = options.values;
   shim->owner = getpid();
   const char* compress = std::getenv("CAUTOGRAD_COMPRESS");
-  const std::string path = std::string(dir) + "/" + std::to_string(int(shim->owner)) + ".stream";
+  // The pid alone could be taken: a process that execs keeps it, and loads
+  // the shim again.
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  const std::string path = std::string(dir) + "/" + std::to_string(int(shim->owner)) + "-" +
+                           std::to_string(int64_t(now.tv_sec) * 1000000000 + now.tv_nsec) + ".stream";
   if (!shim->stream.Open(path, compress && std::string(compress) == "1", StreamWriter::kDefaultBudget, &err)) {
     Complain(err);
     return;
@@ -123,14 +169,29 @@ __attribute__((constructor)) void StartShim() {
     if (getpid() != shim->owner) return -1;  // a forked child's: dropped, as its calls are
     return shim->stream.AddValue(std::move(bytes));
   };
-  options.on_call = [shim](const Call& call) { shim->Write(&call, nullptr); };
+  // What is left of a call when it ends (its ops written out, its guards)
+  // is done on the stream's thread, with the writing.
+  options.on_call_deferred = [shim](std::function<Call()> finish) {
+    if (getpid() != shim->owner) return;
+    DrainAtExitOnce();
+    const ValuesMode values = shim->values;
+    shim->stream.AddCall([finish = std::move(finish), values] {
+      Trace trace;
+      trace.meta = RecorderMeta(values);
+      trace.calls.push_back(finish());
+      trace.calls[0].index = 0;
+      return trace;
+    });
+    if (!shim->stream.error().empty()) Complain("cannot write the recorded calls: " + shim->stream.error());
+    if (shim->recorder && !shim->recorder->error().empty()) Complain(shim->recorder->error());
+  };
   // A call that cannot be recorded is named in the trace, and on stderr as
   // it happens; `cautograd record` says so again at the end.
   options.on_skipped = [shim](const SkippedCall& skipped) {
     if (getpid() != shim->owner) return;
     std::fprintf(stderr, "cautograd: process %d: %s; not recorded, the calls after it are\n", int(shim->owner),
                  skipped.reason.c_str());
-    shim->Write(nullptr, &skipped);
+    shim->Write(&skipped);
   };
   shim->recorder = new Recorder(std::move(options));
   if (!shim->recorder->active()) {
@@ -139,6 +200,9 @@ __attribute__((constructor)) void StartShim() {
   }
   g_shim = shim;
   std::atexit(StopAtExit);
+  CatchFatalSignals();
+  using BeforeExit = void (*)(void (*)());
+  if (auto set = reinterpret_cast<BeforeExit>(dlsym(RTLD_DEFAULT, "cautograd_preload_before_exit"))) set(DrainStream);
 }
 
 void CompiledCallStarts(const compat::NodePtr& root, const void* task, const torch::autograd::edge_list& outputs) {

@@ -28,7 +28,10 @@ constexpr uint16_t kPadId = 0x4743;  // "CG": padding that aligns the data
 constexpr size_t kLocalZip64 = 4 + 16;   // id, length, sizes
 constexpr size_t kCentralZip64 = 4 + 24;  // id, length, sizes, local header offset
 constexpr size_t kMaxName = 255;
-constexpr uint64_t kMaxDirectory = uint64_t(256) << 20;
+// A directory entry is 75 bytes and its name; the cap follows from the
+// reader's cap on entries and names (what the writer checks too).
+constexpr uint64_t kMinCentral = kCentralSize + 1 + kCentralZip64;
+constexpr uint64_t kMaxCentral = kCentralSize + kMaxName + kCentralZip64;
 
 uint16_t Get16(const char* p) { return uint16_t(uint8_t(p[0]) | uint8_t(p[1]) << 8); }
 uint32_t Get32(const char* p) { return uint32_t(Get16(p)) | uint32_t(Get16(p + 2)) << 16; }
@@ -219,8 +222,8 @@ bool ReadArchiveDirectory(const ByteSource& source, uint64_t max_entries, std::v
            ") does not end where the end records start (" + Num(end64_at) + ")";
     return false;
   }
-  if (dir_size > kMaxDirectory || dir_size > count * (kCentralSize + kMaxName + kCentralZip64)) {
-    *err = "central directory of " + Num(dir_size) + " bytes is too large for " + Num(count) + " entries";
+  if (dir_size > count * kMaxCentral || dir_size < count * kMinCentral) {
+    *err = "central directory of " + Num(dir_size) + " bytes cannot hold " + Num(count) + " entries";
     return false;
   }
   std::string dir(size_t(dir_size), '\0');
@@ -237,7 +240,9 @@ bool ReadArchiveDirectory(const ByteSource& source, uint64_t max_entries, std::v
     }
     const char* c = dir.data() + p;
     const uint16_t name_size = Get16(c + 28), extra_size = Get16(c + 30), comment_size = Get16(c + 32);
-    if (Get32(c) != kCentralSig || Get16(c + 6) != kVersion || Get16(c + 8) != 0 || Get16(c + 10) != 0 ||
+    if (Get32(c) != kCentralSig || Get16(c + 4) != kVersion || Get16(c + 6) != kVersion || Get16(c + 8) != 0 ||
+        Get16(c + 10) != 0 || Get16(c + 12) != 0 || Get16(c + 14) != kDosDate || Get16(c + 36) != 0 ||
+        Get32(c + 38) != 0 ||
         Get32(c + 20) != 0xFFFFFFFFu || Get32(c + 24) != 0xFFFFFFFFu || extra_size != kCentralZip64 ||
         comment_size != 0 || Get16(c + 34) != 0 || Get32(c + 42) != 0xFFFFFFFFu) {
       *err = at + ": not an entry cautograd writes (only stored ZIP64 entries, no encryption, no comment)";
@@ -294,13 +299,23 @@ bool ScanArchive(const ByteSource& source, uint64_t max_entries, std::vector<Arc
   const uint64_t size = source.size();
   uint64_t pos = 0;
   char h[kLocalSize + kMaxName + kLocalZip64 + 4 + kArchiveAlign];  // the largest header the checks below let through
-  while (entries->size() < max_entries && size - pos >= kLocalSize) {
+  // Past the end of the file is where a write stopped; anything else that
+  // is not a header cautograd writes is damage, and said so.
+  auto damaged = [&](const char* what) {
+    *err = "damaged at byte " + Num(pos) + " (" + what + ") after " + Num(entries->size()) + " whole entries";
+    return false;
+  };
+  while (size - pos >= kLocalSize) {
     if (!source.Read(pos, kLocalSize, h, err)) return false;
-    if (Get32(h) != kLocalSig) break;  // the directory, or bytes of an entry that never finished
+    // The directory, or the end records of an archive with no entry: it was closed.
+    if (Get32(h) == kCentralSig || Get32(h) == kEnd64Sig) break;
+    if (Get32(h) != kLocalSig) return damaged("not a local header");
+    if (entries->size() >= max_entries) return damaged("too many entries");
     const uint16_t name_size = Get16(h + 26), extra_size = Get16(h + 28);
     if (name_size == 0 || name_size > kMaxName || extra_size < kLocalZip64 + 4 ||
-        extra_size > kLocalZip64 + 4 + kArchiveAlign - 1 || size - pos - kLocalSize < size_t(name_size) + extra_size)
-      break;
+        extra_size > kLocalZip64 + 4 + kArchiveAlign - 1)
+      return damaged("a header cautograd does not write");
+    if (size - pos - kLocalSize < size_t(name_size) + extra_size) break;  // cut short
     if (!source.Read(pos + kLocalSize, size_t(name_size) + extra_size, h + kLocalSize, err)) return false;
     ArchiveEntry e;
     e.name.assign(h + kLocalSize, name_size);
@@ -311,8 +326,9 @@ bool ScanArchive(const ByteSource& source, uint64_t max_entries, std::vector<Arc
     uint64_t data_end = 0;
     if (!ValidName(e.name) || Get16(x) != kZip64Id || Get16(x + 2) != 16 || Get64(x + 12) != e.size ||
         !DataStart(pos, name_size, &e.data) || e.data != pos + kLocalSize + name_size + extra_size ||
-        __builtin_add_overflow(e.data, e.size, &data_end) || data_end > size)
-      break;
+        __builtin_add_overflow(e.data, e.size, &data_end))
+      return damaged("a header cautograd does not write");
+    if (data_end > size) break;  // cut short
     pos = data_end;
     entries->push_back(std::move(e));
   }
@@ -321,22 +337,21 @@ bool ScanArchive(const ByteSource& source, uint64_t max_entries, std::vector<Arc
 
 bool ReadArchiveEntry(const ByteSource& source, const ArchiveEntry& entry, std::string* out, std::string* err) {
   const size_t head = size_t(entry.data - entry.header);
-  if (entry.size > uint64_t(SIZE_MAX) - head) {
-    *err = "entry '" + entry.name + "' is too large to read";
+  char h[kLocalSize + kMaxName + kLocalZip64 + 4 + kArchiveAlign];
+  if (head > sizeof h || entry.size > uint64_t(SIZE_MAX)) {
+    *err = "entry '" + entry.name + "': local header does not match the central directory";
     return false;
   }
-  // One read for the local header, the padding and the data; then the data
-  // is moved to the front, which costs less than a second system call.
-  out->resize(head + size_t(entry.size));
-  if (!source.Read(entry.header, out->size(), &(*out)[0], err)) {
+  // The header and the data in two reads, the data straight into *out.
+  out->resize(size_t(entry.size));
+  if (!source.Read(entry.header, head, h, err) || !source.Read(entry.data, out->size(), &(*out)[0], err)) {
     *err = "entry '" + entry.name + "': " + *err;
     return false;
   }
-  const char* h = out->data();
   const size_t name_size = entry.name.size();
   const uint16_t extra_size = Get16(h + 28);
   bool ok = Get32(h) == kLocalSig && Get16(h + 4) == kVersion && Get16(h + 6) == 0 && Get16(h + 8) == 0 &&
-            Get32(h + 14) == entry.crc && Get32(h + 18) == 0xFFFFFFFFu && Get32(h + 22) == 0xFFFFFFFFu &&
+            Get16(h + 10) == 0 && Get16(h + 12) == kDosDate && Get32(h + 14) == entry.crc && Get32(h + 18) == 0xFFFFFFFFu && Get32(h + 22) == 0xFFFFFFFFu &&
             Get16(h + 26) == name_size && kLocalSize + name_size + extra_size == head &&
             std::string_view(h + kLocalSize, name_size) == entry.name;
   if (ok) {
@@ -349,7 +364,6 @@ bool ReadArchiveEntry(const ByteSource& source, const ArchiveEntry& entry, std::
     *err = "entry '" + entry.name + "': local header does not match the central directory";
     return false;
   }
-  out->erase(0, head);
   uint32_t crc = Crc32(out->data(), out->size());
   if (crc != entry.crc) {
     *err = "entry '" + entry.name + "': CRC-32 does not match its data; the file is corrupt";

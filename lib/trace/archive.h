@@ -95,9 +95,11 @@ bool ReadArchiveDirectory(const ByteSource& source, uint64_t max_entries, std::v
 
 // Walks the local headers from byte 0, for an archive whose directory may
 // never have been written (a stream file of a process that crashed): every
-// entry whose header and data are whole, up to the first that is not (or the
-// directory). Each is checked as ReadArchiveDirectory checks entries, except
-// the directory's own fields.
+// entry whose header and data are whole, up to the first that runs past the
+// end of the file (where the write stopped) or the directory. A header that
+// is not one cautograd writes, before that, is damage: false and *err. The
+// rest of each header (method, flags, padding, CRC) is checked when its
+// entry is read (ReadArchiveEntry).
 bool ScanArchive(const ByteSource& source, uint64_t max_entries, std::vector<ArchiveEntry>* entries,
                  std::string* err);
 

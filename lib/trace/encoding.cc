@@ -1,7 +1,10 @@
 #include "lib/trace/encoding.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+
+#include <zlib.h>
 
 namespace cautograd {
 
@@ -14,21 +17,6 @@ std::array<int8_t, 256> MakeDecodeTable() {
   table.fill(-1);
   for (int i = 0; i < 64; ++i) table[static_cast<uint8_t>(kAlphabet[i])] = static_cast<int8_t>(i);
   return table;
-}
-
-// kCrc[0] is the classic byte table; kCrc[k][b] is the CRC of byte b followed
-// by k zero bytes, so eight bytes fold in with eight lookups at once.
-using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
-CrcTables MakeCrcTables() {
-  CrcTables t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    t[0][i] = c;
-  }
-  for (uint32_t i = 0; i < 256; ++i)
-    for (size_t k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
-  return t;
 }
 
 }  // namespace
@@ -90,18 +78,16 @@ bool Base64Decode(const std::string& text, std::string* bytes) {
 }
 
 uint32_t Crc32(const char* data, size_t size) {
-  static const CrcTables t = MakeCrcTables();
-  const auto* p = reinterpret_cast<const uint8_t*>(data);
-  uint32_t c = 0xFFFFFFFFu;
-  for (; size >= 8; p += 8, size -= 8) {
-    // Little-endian loads, written out so the code does not depend on the host.
-    uint32_t lo = c ^ (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24);
-    uint32_t hi = uint32_t(p[4]) | uint32_t(p[5]) << 8 | uint32_t(p[6]) << 16 | uint32_t(p[7]) << 24;
-    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
-        t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+  // zlib's, in chunks its 32-bit length can take.
+  uLong c = crc32(0L, Z_NULL, 0);
+  const auto* p = reinterpret_cast<const Bytef*>(data);
+  while (size > 0) {
+    const uInt n = uInt(std::min<size_t>(size, size_t(1) << 30));
+    c = crc32(c, p, n);
+    p += n;
+    size -= n;
   }
-  for (; size > 0; ++p, --size) c = t[0][(c ^ *p) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
+  return uint32_t(c);
 }
 
 std::string Hex32(uint32_t v) {

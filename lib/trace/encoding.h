@@ -12,8 +12,9 @@ std::string Base64Encode(const std::string& bytes);
 bool Base64Decode(const std::string& text, std::string* bytes);
 
 // CRC-32 (IEEE 802.3, the zlib and ZIP polynomial); the hex form is 8
-// lowercase digits. Eight bytes per step (slicing-by-8): about 2-3 GB/s, so
-// verifying a value costs less than reading it.
+// lowercase digits. zlib's (Debian's zlib1g): about 6.5 GB/s here, against
+// 2.4 for a portable slicing-by-8, so checking a value costs less than
+// reading it.
 uint32_t Crc32(const char* data, size_t size);
 inline uint32_t Crc32(const std::string& bytes) { return Crc32(bytes.data(), bytes.size()); }
 std::string Crc32Hex(const std::string& bytes);

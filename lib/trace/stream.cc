@@ -2,6 +2,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <ctime>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -42,7 +44,8 @@ int64_t StreamWriter::AddValue(std::string bytes) {
   const int64_t n = int64_t(bytes.size());
   // Waiting with the queue empty would wait forever: a value larger than the
   // whole budget goes alone.
-  changed_.wait(lock, [&] { return queue_.empty() || queued_bytes_ + n <= budget_ || !error_.empty(); });
+  changed_.wait(lock, [&] { return queue_.empty() || queued_bytes_ + n <= budget_ || !error_.empty() || closing_; });
+  if (closing_ || !error_.empty()) return id;
   queued_bytes_ += n;
   Item item;
   item.value = id;
@@ -53,14 +56,27 @@ int64_t StreamWriter::AddValue(std::string bytes) {
 }
 
 void StreamWriter::AddCall(Trace one_call) {
-  std::unique_lock<std::mutex> lock(mu_);
+  auto call = std::make_shared<Trace>(std::move(one_call));
+  AddCall([call] { return std::move(*call); });
+}
+
+void StreamWriter::AddCall(std::function<Trace()> make) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (closing_ || !error_.empty()) return;
-  const int64_t mine = ++calls_queued_;
+  ++calls_queued_;
   Item item;
-  item.call = std::move(one_call);
+  item.make = std::move(make);
   queue_.push_back(std::move(item));
   changed_.notify_all();
-  changed_.wait(lock, [&] { return calls_written_ >= mine || !error_.empty(); });
+}
+
+bool StreamWriter::WaitForCalls(double seconds) const {
+  const timespec step{0, 1000000};  // 1 ms
+  for (double waited = 0; calls_written_.load() < calls_queued_.load(); waited += 0.001) {
+    if (waited >= seconds) return false;
+    nanosleep(&step, nullptr);
+  }
+  return true;
 }
 
 void StreamWriter::Run() {
@@ -73,10 +89,21 @@ void StreamWriter::Run() {
     const bool failed = !error_.empty();
     lock.unlock();
     if (!failed) {
-      if (item.value >= 0)
-        WriteValue(item.value, item.bytes);
-      else
-        WriteCall(item.call);
+      // Nothing may escape this thread: it would end the program.
+      try {
+        if (item.value >= 0) {
+          WriteValue(item.value, item.bytes);
+        } else {
+          item.call = item.make();
+          WriteCall(item.call);
+        }
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> relock(mu_);
+        if (error_.empty()) error_ = std::string("the stream's writer failed: ") + e.what();
+        if (item.value < 0) ++calls_written_;
+      }
+    } else if (item.value < 0) {
+      ++calls_written_;  // dropped, but no longer waited for
     }
     const int64_t n = int64_t(item.bytes.size());
     item = Item();  // the bytes go before the budget says they have
@@ -109,16 +136,16 @@ void StreamWriter::WriteValue(int64_t id, const std::string& bytes) {
     if (error_.empty()) error_ = why;
     return;
   }
-  if (stored_.size() <= size_t(id)) stored_.resize(size_t(id) + 1);
-  stored_[size_t(id)] = std::move(s);
+  stored_[id] = std::move(s);
 }
 
 void StreamWriter::WriteCall(Trace& trace) {
   std::vector<StoredRef> refs;
   std::string why;
-  bool ok = true;
+  bool ok = error().empty();
   for (Call& call : trace.calls) {
     for (Value& v : call.values) {
+      if (!ok) break;
       if (v.spooled < 0) {  // kept in memory: written now, before the call that names it
         {
           std::lock_guard<std::mutex> lock(mu_);
@@ -126,23 +153,19 @@ void StreamWriter::WriteCall(Trace& trace) {
         }
         WriteValue(v.spooled, v.data);
       }
-      if (size_t(v.spooled) >= stored_.size() || stored_[size_t(v.spooled)].entry.empty()) {
+      auto it = stored_.find(v.spooled);
+      if (it == stored_.end()) {
         ok = false;
         why = "a value of call " + std::to_string(call.index) + " was never written";
         break;
       }
-      const Stored& s = stored_[size_t(v.spooled)];
-      refs.push_back({s.entry, s.crc, s.zstd});
+      refs.push_back({it->second.entry, it->second.crc, it->second.zstd});
+      stored_.erase(it);  // each value is named by one call only
     }
   }
   if (ok) {
     const std::string json = SerializeTraceJson(trace, &refs);
-    int64_t n;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      n = calls_written_;
-    }
-    ok = archive_->Add("calls/" + std::to_string(n) + ".json", json, Crc32(json), &why) && archive_->Flush(&why);
+    ok = archive_->Add("calls/" + std::to_string(calls_written_.load()) + ".json", json, Crc32(json), &why) && archive_->Flush(&why);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!ok && error_.empty()) error_ = why;
@@ -152,7 +175,10 @@ void StreamWriter::WriteCall(Trace& trace) {
 bool StreamWriter::Close(std::string* err) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_ || fd_ < 0) return error_.empty();
+    if (closed_ || fd_ < 0) {
+      *err = error_;
+      return error_.empty();
+    }
     closing_ = true;
     changed_.notify_all();
   }
@@ -175,10 +201,7 @@ std::string StreamWriter::error() const {
   return error_;
 }
 
-int64_t StreamWriter::calls_written() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return calls_written_;
-}
+int64_t StreamWriter::calls_written() const { return calls_written_.load(); }
 
 bool ReadStream(const std::string& path, std::vector<Call>* calls, std::vector<SkippedCall>* skipped, Meta* meta,
                 std::string* err) {
@@ -193,8 +216,12 @@ bool ReadStream(const std::string& path, std::vector<Call>* calls, std::vector<S
   ArchiveIndex index;
   index.entries = &entries;
   index.used.assign(entries.size(), false);
-  for (size_t i = 0; i < entries.size(); ++i)
-    if (entries[i].name.compare(0, 7, "values/") == 0) index.by_name.emplace(entries[i].name, i);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].name.compare(0, 7, "values/") == 0 && !index.by_name.emplace(entries[i].name, i).second) {
+      *err = path + ": entry '" + entries[i].name + "' appears twice";
+      return false;
+    }
+  }
   std::string text;
   for (const ArchiveEntry& e : entries) {
     if (e.name.compare(0, 6, "calls/") != 0) continue;

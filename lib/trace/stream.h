@@ -12,13 +12,16 @@
 // `cautograd record` assembles the streams into one trace (ReadStream).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "lib/trace/archive.h"
@@ -45,9 +48,16 @@ class StreamWriter {
   // Thread-safe; blocks while the values waiting exceed the budget.
   int64_t AddValue(std::string bytes);
   // A finished call (its values' `spooled` ids given by AddValue) or a
-  // skipped one, as a one-call trace. Returns once the call is written to
-  // the file, so a crash after it cannot lose it. Thread-safe.
+  // skipped one, as a one-call trace; the program goes on while the writer
+  // writes it. Thread-safe.
   void AddCall(Trace one_call);
+  // The same, for a call whose last steps are left to the writer's thread:
+  // `make` returns the one-call trace there (RecorderOptions::on_call_deferred).
+  void AddCall(std::function<Trace()> make);
+  // Waits, at most `seconds`, until every call handed over is in the file.
+  // Async-signal-safe (atomics and nanosleep only): a fatal signal's handler
+  // calls it so that a crash does not lose the calls that had ended.
+  bool WaitForCalls(double seconds) const;
   // Writes what waits, then the directory; the file is a whole archive.
   bool Close(std::string* err);
 
@@ -60,6 +70,7 @@ class StreamWriter {
     int64_t value = -1;  // a value's id, or -1: a call
     std::string bytes;
     Trace call;
+    std::function<Trace()> make;  // a call: makes `call`, on the writer's thread
   };
   void Run();
   void WriteValue(int64_t id, const std::string& bytes);
@@ -76,7 +87,7 @@ class StreamWriter {
   std::deque<Item> queue_;
   int64_t queued_bytes_ = 0;
   int64_t next_value_ = 0;
-  int64_t calls_queued_ = 0, calls_written_ = 0;
+  std::atomic<int64_t> calls_queued_{0}, calls_written_{0};
   bool closing_ = false, closed_ = false;
   std::string error_;
   // The writer thread's own: how each value was stored, by id.
@@ -85,7 +96,7 @@ class StreamWriter {
     uint32_t crc = 0;
     bool zstd = false;
   };
-  std::vector<Stored> stored_;
+  std::unordered_map<int64_t, Stored> stored_;  // until the call that names it is written
 };
 
 // Reads a stream file, whole or cut short: every call whose JSON entry is

@@ -1,5 +1,6 @@
 // Trace files on disk: which version a file is, version 2's archive around
 // the JSON, reading values only when asked, and writing atomically.
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -89,8 +90,10 @@ bool ParseArchive(const ByteSource& src, const std::string& source, Trace* trace
   return true;
 }
 
-// The raw bytes of a zstd frame, which must expand to exactly `size` bytes:
-// the output buffer is that size, so no frame can expand past it.
+// The raw bytes of a zstd frame, which must expand to exactly `size` bytes.
+// The output grows only as the frame really produces bytes (a frame that
+// lies about its size cannot make the reader allocate what it claims), and
+// one byte past `size` is an error.
 bool Decompress(const std::string& frame, uint64_t size, std::string* out, std::string* why) {
   const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) {
@@ -106,17 +109,45 @@ bool Decompress(const std::string& frame, uint64_t size, std::string* out, std::
     *why = "not exactly one zstd frame";
     return false;
   }
-  out->resize(size_t(size));
-  const size_t got = ZSTD_decompress(&(*out)[0], out->size(), frame.data(), frame.size());
-  if (ZSTD_isError(got)) {
-    *why = std::string("zstd: ") + ZSTD_getErrorName(got) +
-           (ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall ? " (it expands past its declared size)" : "");
+  std::unique_ptr<ZSTD_DStream, size_t (*)(ZSTD_DStream*)> stream(ZSTD_createDStream(), ZSTD_freeDStream);
+  if (!stream || ZSTD_isError(ZSTD_initDStream(stream.get()))) {
+    *why = "zstd: cannot start decompressing";
     return false;
   }
-  if (got != size) {
-    *why = "zstd frame expands to " + std::to_string(got) + " bytes, the trace declares " + std::to_string(size);
+  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+  out->clear();
+  size_t produced = 0;
+  char past;  // where a byte beyond `size` would go
+  for (;;) {
+    // Room for twice what came so far (at least 1 MiB), never past `size`.
+    const uint64_t room = std::min<uint64_t>(size, std::max<uint64_t>(uint64_t(produced) * 2, 1 << 20));
+    out->resize(size_t(room));
+    ZSTD_outBuffer o{produced < out->size() ? &(*out)[0] : &past, produced < out->size() ? out->size() : 1,
+                     produced < out->size() ? produced : 0};
+    const size_t left = ZSTD_decompressStream(stream.get(), &o, &in);
+    if (ZSTD_isError(left)) {
+      *why = std::string("zstd: ") + ZSTD_getErrorName(left);
+      return false;
+    }
+    if (o.dst == &past) {
+      if (o.pos > 0) {
+        *why = "zstd frame expands past its declared size of " + std::to_string(size) + " bytes";
+        return false;
+      }
+    } else {
+      produced = o.pos;
+    }
+    if (left == 0) break;  // the frame is done
+    if (in.pos == in.size && o.pos < o.size) {
+      *why = "zstd frame ends before its data does";
+      return false;
+    }
+  }
+  if (produced != size) {
+    *why = "zstd frame expands to " + std::to_string(produced) + " bytes, the trace declares " + std::to_string(size);
     return false;
   }
+  out->resize(produced);
   return true;
 }
 
@@ -197,6 +228,14 @@ bool StoreValue(const Call& call, const Value& v, bool compress, std::string* ra
     const bool keep = v.zstd == compress && (v.zstd || v.crc == v.stored->crc);
     if (keep) {
       if (!ReadArchiveEntry(*call.value_source, *v.stored, frame, why)) return false;
+      // A frame is copied as it is, once it is known to expand to the bytes
+      // its checksum names: what is written must read back.
+      why->clear();
+      if (v.zstd && !(Decompress(*frame, uint64_t(v.nbytes()), raw_buf, why) && Crc32(*raw_buf) == v.crc)) {
+        if (why->empty()) *why = "checksum " + Hex32(v.crc) + " does not match the data; the file is corrupt";
+        *why = "entry '" + v.stored->name + "': " + *why;
+        return false;
+      }
       *bytes = *frame;
       *entry_crc = v.stored->crc;
       ref->crc = v.crc;
@@ -231,6 +270,13 @@ bool WriteArchive(const Trace& trace, const WriteOptions& options, ArchiveWriter
   std::vector<StoredRef> refs;
   std::string raw, frame, why;
   size_t n = 0;
+  size_t values = 0;
+  for (const Call& call : trace.calls) values += call.values.size();
+  if (values + 1 > kMaxEntries) {
+    *err = std::to_string(values) + " values, past the " + std::to_string(kMaxEntries - 1) +
+           " a reader accepts; record fewer calls (--calls, --max-calls)";
+    return false;
+  }
   for (const Call& call : trace.calls) {
     for (size_t i = 0; i < call.values.size(); ++i) {
       StoredRef ref;
@@ -250,6 +296,11 @@ bool WriteArchive(const Trace& trace, const WriteOptions& options, ArchiveWriter
     }
   }
   const std::string json = SerializeTraceJson(trace, &refs);
+  // What the reader refuses is not written (its limits, above).
+  if (json.size() > kMaxJson) {
+    *err = "its JSON would be " + std::to_string(json.size()) + " bytes, past the 2 GiB a reader accepts";
+    return false;
+  }
   return w->Add(kJsonEntry, json, Crc32(json), err) && w->Finish(err);
 }
 

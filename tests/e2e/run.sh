@@ -362,6 +362,12 @@ fi
 # COMMAND's exit status passes through, and a crash keeps the calls made before it.
 expect 7 record_exit_status -- "$bin" record -o "$tmp/exit.json" -- "$py" -c "import sys; sys.exit(7)"
 contains "$tmp/err" "0 backward calls of '$py', which exited with status 7" record_exit_status
+# os._exit skips atexit handlers: the calls the stream's thread had not yet
+# written are waited for (libcautograd_preload.so wraps _exit).
+printf 'import os, torch\nx = torch.randn(3, requires_grad=True)\nfor i in range(5):\n    (x * x).sum().backward()\nos._exit(3)\n' >"$tmp/osexit.py"
+expect 3 record_os_exit -- "$bin" record --values all -o "$tmp/osexit.cag" -- "$py" "$tmp/osexit.py"
+contains "$tmp/err" "5 backward calls of '$py', which exited with status 3" record_os_exit
+expect 0 replay_os_exit -- "$bin" replay --check "$tmp/osexit.cag"
 expect 139 record_crash -- "$bin" record -o "$tmp/crash.json" -- "$py" "$src/tests/programs/train.py" --steps 5 --crash-after 3
 contains "$tmp/err" "3 backward calls of '$py', which was killed by Segmentation fault" record_crash
 expect 0 replay_crash -- "$bin" show "$tmp/crash.json"

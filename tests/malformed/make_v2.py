@@ -163,8 +163,7 @@ def cases():
     bomb = json.loads(json.dumps(trace))
     bomb["calls"][0]["values"][0]["compression"] = "zstd"
     yield "v2_zstd_expands", archive_of(bomb, [zstd_rle(0, 4096)])[0], \
-        "calls[0].values[0]: entry 'values/0': zstd: Destination buffer is too small " \
-        "(it expands past its declared size)"
+        "calls[0].values[0]: entry 'values/0': zstd frame expands past its declared size of 4 bytes"
     yield "v2_zstd_size_lies", archive_of(bomb, [zstd_rle(0, 8, declare=8)])[0], \
         "calls[0].values[0]: entry 'values/0': zstd frame declares 8 bytes, the trace 4"
 

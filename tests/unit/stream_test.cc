@@ -57,6 +57,7 @@ TEST_F(StreamTest, CallsComeBackWithTheirValues) {
     k.meta = SmallTrace().meta;
     k.skipped.push_back(skipped);
     s.AddCall(k);
+    EXPECT_TRUE(s.WaitForCalls(30));
     EXPECT_EQ(s.calls_written(), 4);
     ASSERT_TRUE(s.Close(&err)) << err;
   }
@@ -95,8 +96,9 @@ TEST_F(StreamTest, ACutStreamKeepsEveryWholeCall) {
   ASSERT_TRUE(s.Open(path, false, StreamWriter::kDefaultBudget, &err)) << err;
   s.AddCall(OneCall(&s, 0));
   s.AddCall(OneCall(&s, 1));
-  OneCall(&s, 2);  // its value is handed over, the call never ends
-  // AddCall returned: the two calls are in the file, whatever happens next.
+  ASSERT_TRUE(s.WaitForCalls(30));  // what a fatal signal's handler waits for
+  OneCall(&s, 2);                   // its value is handed over, the call never ends
+  // The two calls are in the file, whatever happens next.
   after_two = Slurp(path);
   int64_t last = -1;
   for (size_t keep = after_two.size(); keep + 1 > 0 && keep <= after_two.size(); keep -= 7) {
@@ -138,6 +140,47 @@ TEST_F(StreamTest, ATinyBudgetMakesTheProgramWaitNotFail) {
   Meta meta;
   ASSERT_TRUE(ReadStream(path, &calls, &skipped, &meta, &err)) << err;
   EXPECT_EQ(calls.size(), 50u);
+}
+
+// Cut short is not damaged: a stream whose middle is overwritten says so
+// rather than quietly giving fewer calls.
+TEST_F(StreamTest, DamageInTheMiddleIsAnError) {
+  const std::string path = dir_ + "/5.stream";
+  std::string err;
+  {
+    StreamWriter s;
+    ASSERT_TRUE(s.Open(path, false, StreamWriter::kDefaultBudget, &err)) << err;
+    for (int n = 0; n < 3; ++n) s.AddCall(OneCall(&s, n));
+    ASSERT_TRUE(s.Close(&err)) << err;
+  }
+  std::string bytes = Slurp(path);
+  const size_t second = bytes.find("PK\x03\x04", 1);
+  ASSERT_NE(second, std::string::npos);
+  bytes[second + 1] = 'X';
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  std::vector<Call> calls;
+  std::vector<SkippedCall> skipped;
+  Meta meta;
+  EXPECT_FALSE(ReadStream(path, &calls, &skipped, &meta, &err));
+  EXPECT_NE(err.find("damaged at byte " + std::to_string(second) + " (not a local header)"), std::string::npos)
+      << err;
+}
+
+// A process that records nothing (a compile worker) leaves a stream of
+// end records only.
+TEST_F(StreamTest, AStreamWithNoCallIsEmptyNotDamaged) {
+  const std::string path = dir_ + "/6.stream";
+  std::string err;
+  {
+    StreamWriter s;
+    ASSERT_TRUE(s.Open(path, false, StreamWriter::kDefaultBudget, &err)) << err;
+    ASSERT_TRUE(s.Close(&err)) << err;
+  }
+  std::vector<Call> calls;
+  std::vector<SkippedCall> skipped;
+  Meta meta;
+  ASSERT_TRUE(ReadStream(path, &calls, &skipped, &meta, &err)) << err;
+  EXPECT_TRUE(calls.empty());
 }
 
 TEST_F(StreamTest, AnExistingFileIsNotOverwritten) {
