@@ -70,6 +70,8 @@ bool ValidName(std::string_view name) {
 
 std::string Num(uint64_t v) { return std::to_string(v); }
 
+}  // namespace
+
 bool WriteAll(int fd, std::string_view bytes, std::string* err) {
   const char* p = bytes.data();
   size_t left = bytes.size();
@@ -85,8 +87,6 @@ bool WriteAll(int fd, std::string_view bytes, std::string* err) {
   }
   return true;
 }
-
-}  // namespace
 
 bool MemorySource::Read(uint64_t offset, size_t n, char* out, std::string* err) const {
   if (offset > bytes_.size() || n > bytes_.size() - offset) {

@@ -84,6 +84,10 @@ class FileSource : public ByteSource {
 bool OpenSource(const std::string& path, uint64_t max_stream, std::shared_ptr<const ByteSource>* out,
                 std::string* err);
 
+// Writes all of `bytes` to `fd`, through short writes and EINTR; false and
+// *err ("write failed: ...") otherwise.
+bool WriteAll(int fd, std::string_view bytes, std::string* err);
+
 // Whether the bytes start like a ZIP archive ("PK\3\4").
 bool LooksLikeArchive(const ByteSource& source);
 

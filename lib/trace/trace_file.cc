@@ -337,22 +337,6 @@ bool WriteAtomically(const std::string& path, Durability durability, const std::
   return true;
 }
 
-bool WriteText(int fd, const std::string& text, std::string* err) {
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *err = std::string("write failed: ") + std::strerror(errno);
-      return false;
-    }
-    p += n;
-    left -= size_t(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 bool ParseTraceBytes(const std::string& bytes, const std::string& source, Trace* trace, std::string* err,
@@ -398,7 +382,7 @@ bool SerializeTraceArchive(const Trace& trace, const WriteOptions& options, std:
 
 bool WriteFileAtomic(const std::string& path, const std::string& text, std::string* err, Durability durability) {
   return WriteAtomically(
-      path, durability, [&](int fd, std::string* why) { return WriteText(fd, text, why); }, err);
+      path, durability, [&](int fd, std::string* why) { return WriteAll(fd, text, why); }, err);
 }
 
 namespace {
