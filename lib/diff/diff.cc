@@ -507,6 +507,11 @@ class CallDiffer {
 
 std::string ValuesNote(const char* side, ValuesMode mode) {
   if (mode == ValuesMode::kAll) return "";
+  if (mode == ValuesMode::kInputs)
+    return std::string("numerics: ") + side +
+           " trace holds its calls' inputs and final gradients only (recorded with --values inputs): "
+           "final gradients are compared, op outputs are not; record both with --values all to find "
+           "the first op that differs";
   return std::string("numerics: ") + side + " trace holds " +
          (mode == ValuesMode::kNone ? "no values" : "values of integer tensors only") +
          " (recorded with --values " + ValuesModeName(mode) +

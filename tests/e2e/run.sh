@@ -362,6 +362,17 @@ fi
 # COMMAND's exit status passes through, and a crash keeps the calls made before it.
 expect 7 record_exit_status -- "$bin" record -o "$tmp/exit.json" -- "$py" -c "import sys; sys.exit(7)"
 contains "$tmp/err" "0 backward calls of '$py', which exited with status 7" record_exit_status
+# --values inputs: what a replay starts from and the final gradients; replay
+# --check still proves the result, from a smaller trace than --values all.
+expect 0 record_inputs -- "$bin" record --model mlp --values inputs -o "$tmp/inputs.cag"
+expect 0 record_inputs_all -- "$bin" record --model mlp --values all -o "$tmp/inputs-all.cag"
+if [ "$(stat -c %s "$tmp/inputs.cag")" -lt "$(stat -c %s "$tmp/inputs-all.cag")" ]; then ok; else
+  bad "--values inputs is not smaller than --values all"; fi
+expect 0 replay_inputs -- "$bin" replay --check "$tmp/inputs.cag"
+contains "$tmp/out" "MATCH: " replay_inputs
+expect 0 diff_inputs -- "$bin" diff "$tmp/inputs.cag" "$tmp/inputs-all.cag"
+contains "$tmp/out" "final gradients are compared, op outputs are not" diff_inputs
+
 # os._exit skips atexit handlers: the calls the stream's thread had not yet
 # written are waited for (libcautograd_preload.so wraps _exit).
 printf 'import os, torch\nx = torch.randn(3, requires_grad=True)\nfor i in range(5):\n    (x * x).sum().backward()\nos._exit(3)\n' >"$tmp/osexit.py"
