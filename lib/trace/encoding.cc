@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include <zlib.h>
+#include <zstd.h>
 
 namespace cautograd {
 
@@ -88,6 +89,15 @@ uint32_t Crc32(const char* data, size_t size) {
     size -= n;
   }
   return uint32_t(c);
+}
+
+bool CompressIfWorthIt(std::string_view raw, std::string* frame) {
+  if (raw.empty()) return false;
+  frame->resize(ZSTD_compressBound(raw.size()));
+  const size_t size = ZSTD_compress(&(*frame)[0], frame->size(), raw.data(), raw.size(), 3);
+  if (ZSTD_isError(size) || size > raw.size() / 8 * 7) return false;
+  frame->resize(size);
+  return true;
 }
 
 std::string Hex32(uint32_t v) {

@@ -7,7 +7,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "lib/trace/encoding.h"
 #include "lib/trace/trace_json.h"
@@ -16,7 +15,6 @@ namespace cautograd {
 
 namespace {
 constexpr uint64_t kMaxStreamEntries = uint64_t(1) << 24;
-constexpr int kZstdLevel = 3;  // as trace_file.cc's; a stream is written once and read once
 }  // namespace
 
 StreamWriter::~StreamWriter() {
@@ -120,15 +118,10 @@ void StreamWriter::WriteValue(int64_t id, const std::string& bytes) {
   std::string_view out = bytes;
   uint32_t entry_crc = s.crc;
   std::string frame;
-  if (compress_ && !bytes.empty()) {
-    frame.resize(ZSTD_compressBound(bytes.size()));
-    const size_t size = ZSTD_compress(&frame[0], frame.size(), bytes.data(), bytes.size(), kZstdLevel);
-    if (!ZSTD_isError(size) && size <= bytes.size() / 8 * 7) {
-      frame.resize(size);
-      out = frame;
-      entry_crc = Crc32(frame);
-      s.zstd = true;
-    }
+  if (compress_ && CompressIfWorthIt(bytes, &frame)) {
+    out = frame;
+    entry_crc = Crc32(frame);
+    s.zstd = true;
   }
   std::string why;
   if (!archive_->Add(s.entry, out, entry_crc, &why)) {

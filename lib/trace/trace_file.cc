@@ -31,9 +31,6 @@ constexpr uint64_t kMaxEntries = uint64_t(1) << 24;
 constexpr uint64_t kMaxJson = uint64_t(2) << 30;
 // What is read into memory from a pipe (a trace that is not a file).
 constexpr uint64_t kMaxStream = uint64_t(16) << 30;
-// A compressed value is kept only where it saves at least an eighth: less is
-// not worth decompressing on every read (random floats save about 8%).
-constexpr int kZstdLevel = 3;
 
 bool IsValueEntry(const std::string& name) {
   if (name.compare(0, std::strlen(kValuePrefix), kValuePrefix) != 0) return false;
@@ -168,8 +165,8 @@ bool ReadStoredValue(const ByteSource& src, const Value& v, std::string* out, st
   return true;
 }
 
-std::string ValuePath(const std::string& source, const Call& call, size_t i) {
-  return source + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: ";
+std::string ValuePath(const Call& call, size_t i) {
+  return "calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: ";
 }
 
 bool LoadValues(const ByteSource& src, const std::string& source, int64_t max_bytes, Trace* trace,
@@ -189,7 +186,7 @@ bool LoadValues(const ByteSource& src, const std::string& source, int64_t max_by
       if (v.has_data || !v.stored) continue;
       if (!ReadStoredValue(src, v, &v.data, &why)) {
         v.data.clear();
-        *err = ValuePath(source, call, i) + why;
+        *err = source + ": " + ValuePath(call, i) + why;
         return false;
       }
       v.has_data = true;
@@ -251,15 +248,10 @@ bool StoreValue(const Call& call, const Value& v, bool compress, std::string* ra
   }
   *bytes = raw;
   *entry_crc = ref->crc;
-  if (compress && !raw.empty()) {
-    frame->resize(ZSTD_compressBound(raw.size()));
-    const size_t size = ZSTD_compress(&(*frame)[0], frame->size(), raw.data(), raw.size(), kZstdLevel);
-    if (!ZSTD_isError(size) && size <= raw.size() / 8 * 7) {
-      frame->resize(size);
-      *bytes = *frame;
-      *entry_crc = Crc32(*frame);
-      ref->zstd = true;
-    }
+  if (compress && CompressIfWorthIt(raw, frame)) {
+    *bytes = *frame;
+    *entry_crc = Crc32(*frame);
+    ref->zstd = true;
   }
   return true;
 }
@@ -284,7 +276,7 @@ bool WriteArchive(const Trace& trace, const WriteOptions& options, ArchiveWriter
       std::string_view bytes;
       uint32_t entry_crc = 0;
       if (!StoreValue(call, call.values[i], options.compress, &raw, &frame, &bytes, &entry_crc, &ref, &why)) {
-        *err = "calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: " + why;
+        *err = ValuePath(call, i) + why;
         if (call.value_source) {
           *err = "cannot read " + call.value_source->name() + ": " + *err;
           if (options.input_failed) *options.input_failed = true;
@@ -401,10 +393,9 @@ bool WriteVersion1(const std::string& path, const Trace& trace, std::string* err
       Value& v = call.values[i];
       if (v.has_data) continue;
       if (!ReadValueBytes(call, v, &v.data, &why)) {
-        *err = path + ": calls[" + std::to_string(call.index) + "].values[" + std::to_string(i) + "]: " + why;
+        *err = path + ": " + ValuePath(call, i) + why;
         if (call.value_source) {
-          *err = path + ": cannot read " + call.value_source->name() + ": calls[" + std::to_string(call.index) +
-                 "].values[" + std::to_string(i) + "]: " + why;
+          *err = path + ": cannot read " + call.value_source->name() + ": " + ValuePath(call, i) + why;
           if (options.input_failed) *options.input_failed = true;
         }
         return false;
