@@ -2,7 +2,7 @@
 # Installs what cautograd needs on Debian 12, only what is missing, then
 # configures the build. Used by the README's two commands and by .ci/run.
 #
-#   scripts/setup.sh [--torch-python PY]... [--pip-torch VERSION]... [--no-debian]
+#   scripts/setup.sh [--torch-python PY]... [--pip-torch VERSION]... [--no-debian] [--browser]
 #
 # Each backend is built against one libtorch (docs/torch-versions.md):
 #   (default)             Debian's libtorch-dev 1.13
@@ -11,6 +11,8 @@
 #   --pip-torch VERSION   also torch==VERSION from pip, in a venv this script
 #                         makes (or reuses) at .venvs/torch-VERSION
 #   --no-debian           no backend for Debian's libtorch
+# --browser also installs Debian's chromium and turns on the tests that open
+# the HTML report in it, headless (tests/browser/).
 # BUILD_DIR (default build) is where it configures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +20,13 @@ cd "$(dirname "$0")/.."
 pythons=()
 pip_versions=()
 debian=ON
+browser=OFF
 while (($#)); do
   case "$1" in
     --torch-python) pythons+=("$2"); shift 2 ;;
     --pip-torch) pip_versions+=("$2"); shift 2 ;;
     --no-debian) debian=OFF; shift ;;
+    --browser) browser=ON; shift ;;
     *) echo "setup: unknown option '$1'; see the top of scripts/setup.sh" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +34,7 @@ done
 packages=(g++ cmake make ccache pkg-config libzstd-dev zlib1g-dev libcli11-dev nlohmann-json3-dev googletest libgtest-dev libbenchmark-dev
           graphviz python3 python3-venv)
 [ "$debian" = ON ] && packages+=(libtorch-dev python3-torch)
+[ "$browser" = ON ] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -67,4 +72,4 @@ build=${BUILD_DIR:-build}
 werror=OFF
 [ "${CI:-}" = "true" ] && werror=ON
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCAUTOGRAD_WERROR="$werror" -DCAUTOGRAD_DEBIAN_TORCH="$debian" \
-      -DCAUTOGRAD_TORCH_PYTHONS="$list" >/dev/null
+      -DCAUTOGRAD_BROWSER_TESTS="$browser" -DCAUTOGRAD_TORCH_PYTHONS="$list" >/dev/null

@@ -43,8 +43,11 @@ class Command {
 // itself and hands --model to a backend), and the commands it forwards.
 std::unique_ptr<Command> MakeConvertCommand();
 std::unique_ptr<Command> MakeDiffCommand();
+std::unique_ptr<Command> MakeDotCommand();
+std::unique_ptr<Command> MakeExportCommand();
 std::unique_ptr<Command> MakeRecordCommand();
 std::unique_ptr<Command> MakeRecompileCommand();
+std::unique_ptr<Command> MakeReportCommand();
 std::unique_ptr<Command> MakeShowCommand();
 std::unique_ptr<Command> MakeForwardedCommand(const char* name, const char* description);
 

@@ -24,13 +24,16 @@ std::string VersionText() {
 
 int main(int argc, char** argv) {
   using namespace cautograd;
-  // In the order a user meets them: record, look, replay, compare, explain, time, migrate.
+  // In the order a user meets them: record, look, replay, compare, explain, see, time, migrate.
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(MakeRecordCommand());
   commands.push_back(MakeShowCommand());
   commands.push_back(MakeForwardedCommand("replay", kReplayDescription));
   commands.push_back(MakeDiffCommand());
   commands.push_back(MakeRecompileCommand());
+  commands.push_back(MakeReportCommand());
+  commands.push_back(MakeExportCommand());
+  commands.push_back(MakeDotCommand());
   commands.push_back(MakeForwardedCommand("bench", kBenchDescription));
   commands.push_back(MakeConvertCommand());
   return RunCli(argc, argv, std::move(commands), VersionText);

@@ -212,6 +212,18 @@ std::string ListText(const std::vector<T>& items, F text) {
 
 std::string OpLabel(const Op& op) { return op.overload.empty() ? op.name : op.name + "." + op.overload; }
 
+const char* ValueWhenName(Value::When when) {
+  switch (when) {
+    case Value::When::kFirstUse:
+      return "first_use";
+    case Value::When::kAfterOp:
+      return "after_op";
+    case Value::When::kEnd:
+      return "end";
+  }
+  return "?";
+}
+
 std::string ArgText(const Arg& arg) {
   using K = Arg::Kind;
   switch (arg.kind) {

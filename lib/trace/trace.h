@@ -173,6 +173,8 @@ struct Value {
 
   int64_t nbytes() const;  // numel x the dtype's size
 };
+// "first_use", "after_op", "end": as the trace names the moment.
+const char* ValueWhenName(Value::When when);
 
 struct Hook {
   // kPostAccumulateGrad: register_post_accumulate_grad_hook, on a leaf's

@@ -235,18 +235,6 @@ void WriteArg(Writer& w, const Arg& a) {
   }
 }
 
-const char* WhenName(Value::When when) {
-  switch (when) {
-    case Value::When::kFirstUse:
-      return "first_use";
-    case Value::When::kAfterOp:
-      return "after_op";
-    case Value::When::kEnd:
-      return "end";
-  }
-  return "?";
-}
-
 // "key":[\n{record},\n{record}\n]
 template <typename T, typename F>
 void Records(Writer& w, const char* key, const std::vector<T>& items, F write) {
@@ -515,7 +503,7 @@ void WriteCall(Writer& w, const Call& call, const std::vector<StoredRef>* stored
     w.Key("tensor");
     w.Int(v.tensor);
     w.Key("when");
-    w.Str(WhenName(v.when));
+    w.Str(ValueWhenName(v.when));
     if (v.when == Value::When::kAfterOp) {
       w.Key("op");
       w.Int(v.op);

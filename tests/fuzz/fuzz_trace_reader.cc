@@ -1,6 +1,6 @@
 // libFuzzer target: the trace reader on any bytes, then what every command
 // does with a trace it accepted (summary, guards, the writer, recompile's
-// cache). A trace is untrusted input: nothing here may crash, hang, or
+// cache, the report's data without layouts, the Chrome trace, DOT). A trace is untrusted input: nothing here may crash, hang, or
 // answer a refusal in more than one line.
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "lib/recompile/cache_sim.h"
+#include "lib/report/chrome_trace.h"
+#include "lib/report/dot_text.h"
+#include "lib/report/report.h"
 #include "lib/trace/archive.h"
 #include "lib/trace/summary.h"
 #include "lib/trace/trace_io.h"
@@ -42,5 +45,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<CacheCall> calls;
   for (const Call& call : trace.calls) calls.push_back({"fuzz", &call});
   SimulateCache(calls, DynamicMode::kAuto);
+  nlohmann::json data;
+  if (!BuildReportData({{"fuzz", &trace}}, ReportOptions(), &data, &err)) __builtin_trap();
+  RenderReportHtml(data);
+  ChromeTraceJson(trace, "fuzz");
+  for (const Call& call : trace.calls) {
+    const std::vector<RepeatGroup> groups = FindRepeats(call);
+    const GraphView view = BuildView(call, groups, std::vector<bool>(groups.size(), true));
+    LayoutDot(view, false);
+    CallDot(call, view, groups, true);
+  }
   return 0;
 }
