@@ -613,7 +613,11 @@ bool DiffTraces(const Trace& a, const Trace& b, const DiffOptions& options, Trac
          ++i) {
       Difference d;
       d.kind = i < a.calls.size() ? "call_removed" : "call_added";
-      (i < a.calls.size() ? d.call_a : d.call_b) = int64_t(i);
+      // The call's own index, which --calls may have made differ from its position.
+      if (i < a.calls.size())
+        d.call_a = a.calls[i].index;
+      else
+        d.call_b = b.calls[i].index;
       d.weight = kTierNodes;
       diff->differences.push_back(d);
     }

@@ -1,6 +1,7 @@
 #include "lib/report/chrome_trace.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 
@@ -9,6 +10,10 @@ namespace cautograd {
 using json = nlohmann::json;
 
 namespace {
+
+// A time from the trace, which may be hostile: NaN or infinity as 0, so
+// that ordering and clamping stay defined.
+double Finite(double v) { return std::isfinite(v) ? v : 0; }
 
 struct Span {
   double start = 0, end = 0;
@@ -61,10 +66,10 @@ json ChromeTraceJson(const Trace& trace, const std::string& source) {
   json events = json::array();
   double first = 0;
   for (const Call& call : trace.calls)
-    if (call.start_unix_s > 0 && (first == 0 || call.start_unix_s < first)) first = call.start_unix_s;
+    if (Finite(call.start_unix_s) > 0 && (first == 0 || call.start_unix_s < first)) first = call.start_unix_s;
   for (const Call& call : trace.calls) {
     const int pid = int(call.index) + 1;
-    const double offset = call.start_unix_s > 0 && first > 0 ? (call.start_unix_s - first) * 1e6 : 0;
+    const double offset = Finite(call.start_unix_s) > 0 && first > 0 ? (call.start_unix_s - first) * 1e6 : 0;
     events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", pid}, {"tid", 0},
                       {"args", {{"name", "call " + std::to_string(call.index) + " (" + call.api + ", " +
                                              std::to_string(call.nodes.size()) + " nodes)"}}}});
@@ -90,8 +95,8 @@ json ChromeTraceJson(const Trace& trace, const std::string& source) {
       const Node& n = call.nodes[i];
       if (!n.executed) continue;
       Span s;
-      s.start = n.start_us;
-      s.end = n.start_us + std::max(0.0, n.duration_us);
+      s.start = Finite(n.start_us);
+      s.end = s.start + std::max(0.0, Finite(n.duration_us));
       s.event = {{"ph", "X"}, {"cat", "node"}, {"name", n.type}, {"pid", pid}, {"tid", node_thread[i]},
                  {"args", {{"node", n.id}, {"exec_order", n.exec_order}}}};
       s.event["args"]["sequence_nr"] = n.seq_is_max ? json("UINT64_MAX") : json(n.seq);
@@ -102,8 +107,8 @@ json ChromeTraceJson(const Trace& trace, const std::string& source) {
     }
     for (const Op& op : call.ops) {
       Span s;
-      s.start = op.start_us;
-      s.end = op.start_us + std::max(0.0, op.duration_us);
+      s.start = Finite(op.start_us);
+      s.end = s.start + std::max(0.0, Finite(op.duration_us));
       s.event = {{"ph", "X"}, {"cat", "op"}, {"name", OpLabel(op)}, {"pid", pid}, {"tid", op.thread}};
       json args = ShapesJson(tensors, op);
       args["op"] = op.index;
@@ -120,7 +125,8 @@ json ChromeTraceJson(const Trace& trace, const std::string& source) {
     for (auto& [thread, spans] : tracks) {
       events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", pid}, {"tid", thread},
                         {"args", {{"name", "autograd thread " + std::to_string(thread)}}}});
-      Clamp(&spans, 0, std::max(call.duration_us, 0.0) > 0 ? call.duration_us : 1e300);
+      const double duration = Finite(call.duration_us);
+      Clamp(&spans, 0, duration > 0 ? duration : 1e300);
       Emit(spans, offset, &events);
     }
   }

@@ -1,6 +1,7 @@
 #include "lib/report/dot_text.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "lib/trace/human.h"
@@ -28,7 +29,7 @@ size_t DrawnLength(const std::string& text) {
 
 // Light yellow for the fastest node, red for the slowest.
 std::string HeatColor(double ratio) {
-  ratio = std::clamp(ratio, 0.0, 1.0);
+  ratio = std::isfinite(ratio) ? std::clamp(ratio, 0.0, 1.0) : 0.0;
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f %.3f 1.000", 0.15 * (1 - ratio), 0.15 + 0.7 * ratio);
   return buf;
@@ -72,7 +73,8 @@ std::string LayoutDot(const GraphView& view, bool fast) {
 
 std::string CallDot(const Call& call, const GraphView& view, const std::vector<RepeatGroup>& groups, bool cluster) {
   double slowest = 0;
-  for (const Node& n : call.nodes) slowest = std::max(slowest, n.duration_us);
+  for (const Node& n : call.nodes)
+    if (std::isfinite(n.duration_us)) slowest = std::max(slowest, n.duration_us);
   const std::string prefix = cluster ? "c" + std::to_string(call.index) + "_" : "";
   const std::string title = "call " + std::to_string(call.index) + ": " + call.api + ", " +
                             std::to_string(call.nodes.size()) + " nodes, " + HumanMicros(call.duration_us);

@@ -70,7 +70,8 @@ bool RunDotOnce(const DotProgram& dot, double timeout_s, const std::string& in, 
     }
     if (std::chrono::steady_clock::now() > deadline) {
       kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
       *timed_out = true;
       *err = "dot took more than " + std::to_string(int(timeout_s)) + " s; draw fewer calls (--calls) or give "
              "it longer (--layout-timeout)";

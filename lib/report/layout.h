@@ -48,7 +48,7 @@ struct LayoutJob {
   // Where not empty, the same graph with dot's effort bounded: used when
   // `dot` takes longer than `try_s`.
   std::string dot_fast;
-  double try_s = 4;
+  double try_s = 2;
   size_t nodes = 0;
   Layout layout;    // out
   std::string err;  // out: why there is no layout ("" on success)

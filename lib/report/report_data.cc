@@ -2,6 +2,7 @@
 // documented in docs/report.md ("The data"); lib/report/assets/report.js is
 // its only reader. Arrays rather than objects where a call has thousands of
 // them (nodes, ops, tensors), so a 5,000-node report stays a few MB.
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -17,6 +18,13 @@ namespace cautograd {
 using json = nlohmann::json;
 
 namespace {
+
+// JSON has no NaN or infinity (nlohmann writes null): those go as text,
+// which the page prints as it is.
+json Number(double v) {
+  if (std::isfinite(v)) return v;
+  return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+}
 
 json ArgJson(const std::string& name, const Arg& arg) {
   json ids = json::array();
@@ -119,7 +127,12 @@ class LayoutQueue {
     constexpr size_t kManyEdges = 1000;
     const bool many = view.edges.size() > kManyEdges;
     std::string dot = LayoutDot(view, many);
-    auto [it, added] = by_dot_.emplace(dot, jobs_.size());
+    // Views with one graph share a layout only if their parallel edges
+    // agree too: the layout carries their counts.
+    std::string key = dot;
+    for (const ViewEdge& e : view.edges)
+      if (e.count > 1) key += std::to_string(e.from) + ">" + std::to_string(e.to) + "x" + std::to_string(e.count) + "\n";
+    auto [it, added] = by_dot_.emplace(std::move(key), jobs_.size());
     if (added) {
       LayoutJob job;
       if (!many) job.dot_fast = LayoutDot(view, true);
@@ -206,11 +219,18 @@ json CallJson(const Call& call, const ReportOptions& options, LayoutQueue* queue
   if (!groups.empty()) {
     views["collapsed"] = ViewJson(queue->Add(BuildView(call, groups, std::vector<bool>(groups.size(), true))));
     // One group expanded at a time, the rest collapsed: with one group that
-    // is the whole graph again.
+    // is the whole graph again. Each costs a layout of most of the graph, so
+    // past the largest kMaxExpandViews groups a click expands everything
+    // (null: the page shows the full view).
+    constexpr size_t kMaxExpandViews = 24;
     json expand = json::array();
     for (const RepeatGroup& g : groups) {
       if (groups.size() == 1) {
         expand.push_back(views["full"]);
+        continue;
+      }
+      if (expand.size() >= kMaxExpandViews) {
+        expand.push_back(nullptr);
         continue;
       }
       std::vector<bool> collapsed(groups.size(), true);
@@ -259,10 +279,17 @@ json DiffJson(const TraceDiff& diff) {
                {"improvement", d.improvement}};
     if (d.values) {
       const ValueDifference& v = *d.values;
-      jd["values"] = {{"tensor", d.tensor},     {"dtype", v.dtype},       {"numel", v.numel},
-                      {"beyond", v.beyond},     {"worst_index", v.worst_index}, {"old", v.old_at_worst},
-                      {"new", v.new_at_worst},  {"max_abs", v.max_abs},   {"max_rel", v.max_rel},
-                      {"excess", v.excess},     {"first", d.first_divergence}};
+      jd["values"] = {{"tensor", d.tensor},
+                      {"dtype", v.dtype},
+                      {"numel", v.numel},
+                      {"beyond", v.beyond},
+                      {"worst_index", v.worst_index},
+                      {"old", Number(v.old_at_worst)},
+                      {"new", Number(v.new_at_worst)},
+                      {"max_abs", Number(v.max_abs)},
+                      {"max_rel", Number(v.max_rel)},
+                      {"excess", Number(v.excess)},
+                      {"first", d.first_divergence}};
     }
     differences.push_back(jd);
   }

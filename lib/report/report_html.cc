@@ -43,8 +43,7 @@ std::string RenderReportHtml(const nlohmann::json& data) {
     const size_t at = page.find(marker);
     if (at != std::string::npos) page.replace(at, marker.size(), text);
   };
-  // The data first: the markers it replaces come before it in the page, and
-  // the data itself is never searched.
+  // The data last, so that no marker is ever searched for inside it.
   put("/*@CSS@*/", kReportCss);
   put("/*@JS@*/", kReportJs);
   put("@DATA@", ScriptSafeJson(data));

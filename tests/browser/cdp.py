@@ -175,8 +175,13 @@ class Browser:
             self.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1},
                       session=self.session)
 
-    def screenshot(self, path):
-        png = self.send("Page.captureScreenshot", {"format": "png"}, session=self.session)["data"]
+    def screenshot(self, path, clip=None):
+        """A PNG of the viewport, or of `clip` ({x, y, width, height} in page
+        pixels, below the fold too)."""
+        params = {"format": "png", "captureBeyondViewport": clip is not None}
+        if clip:
+            params["clip"] = dict(clip, scale=1)
+        png = self.send("Page.captureScreenshot", params, session=self.session)["data"]
         with open(path, "wb") as f:
             f.write(base64.b64decode(png))
 

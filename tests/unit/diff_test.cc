@@ -119,6 +119,21 @@ TEST(Diff, IdenticalCallsHaveNoDifference) {
   EXPECT_FALSE(diff.Fails(GroupBit(DiffGroup::kGraph) | GroupBit(DiffGroup::kOps)));
 }
 
+TEST(Diff, ACallOnlyOneSideHasIsNamedByItsIndexNotItsPosition) {
+  // As `--calls 4-5` leaves them: indices that are not positions.
+  Trace a = TraceOf({Small(), Small()}), b = TraceOf({Small()});
+  a.calls[0].index = 4;
+  a.calls[1].index = 5;
+  b.calls[0].index = 4;
+  TraceDiff diff;
+  std::string err;
+  ASSERT_TRUE(DiffTraces(a, b, DiffOptions(), &diff, &err)) << err;
+  auto removed = std::find_if(diff.differences.begin(), diff.differences.end(),
+                              [](const Difference& d) { return d.kind == "call_removed"; });
+  ASSERT_NE(removed, diff.differences.end());
+  EXPECT_EQ(removed->call_a, 5);
+}
+
 TEST(Diff, RenumberedIdsSequenceNumbersAndTimingsAreNoDifference) {
   const Call a = WithGradValues(kGrad, kGrad);
   const Call b = Renumbered(a);

@@ -2,6 +2,7 @@
 // escaping and the Chrome trace's nesting, on hand-built calls.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 #include "lib/report/chrome_trace.h"
@@ -197,6 +198,27 @@ TEST(ChromeTrace, OpsNestInsideTheirNodeAndNothingOverlaps) {
     for (const auto& n : nodes) outside &= op.second <= n.first || op.first >= n.second;
     EXPECT_TRUE(inside || outside) << op.first << " " << op.second;
   }
+}
+
+TEST(ChromeTrace, TimesThatAreNotNumbersBecomeZero) {
+  Trace trace = SmallTrace();
+  Call& call = trace.calls[0];
+  call.nodes[0].start_us = std::nan("");
+  call.nodes[1].duration_us = INFINITY;
+  call.ops[0].start_us = -INFINITY;
+  call.duration_us = std::nan("");
+  for (const auto& e : ChromeTraceJson(trace, "t.cag")["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    EXPECT_TRUE(e["ts"].is_number()) << e.dump();
+    EXPECT_TRUE(e["dur"].is_number()) << e.dump();
+  }
+}
+
+TEST(DotText, AnInfiniteTimeColoursNothingNaN) {
+  Call call = LayeredCall(1);
+  call.nodes[1].duration_us = INFINITY;
+  const std::string dot = CallDot(call, BuildView(call, {}, {}), {}, false);
+  EXPECT_EQ(dot.find("nan"), std::string::npos) << dot;
 }
 
 }  // namespace

@@ -38,6 +38,8 @@
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
   }
+  // A number from the data, or its text where JSON could not hold it ("nan", "inf").
+  function num(v, digits) { return typeof v === 'number' ? v.toPrecision(digits) : String(v); }
   function cut(s) { return s.length > MAX_LABEL ? s.slice(0, MAX_LABEL - 1) + '\u2026' : s; }
   function shapeText(shape) { return '[' + shape.join(', ') + ']'; }
   function explain(text) { return el('p', { class: 'explain' }, text); }
@@ -212,11 +214,14 @@
     svgRoot = null;
     viewport = null;
     boxes = new Map();
+    state.matches = [];
+    searchCount.textContent = '';
+    viewLabel.textContent = '';
     if (!call) return;
     const hasGroups = call.groups.length > 0;
-    btnCollapse.disabled = !hasGroups || state.view === 'collapsed';
-    btnExpand.disabled = state.view === 'full';
     const v = currentView(call);
+    btnCollapse.disabled = !v || !hasGroups || state.view === 'collapsed';
+    btnExpand.disabled = !v || !hasGroups || state.view === 'full';
     if (!v) {
       graphBox.appendChild(el('div', { class: 'note' }, 'Graph not drawn: ' + (D.graph_note || 'no layout.')));
       return;
@@ -226,8 +231,6 @@
       graphBox.appendChild(el('div', { class: 'error' }, 'Graph not drawn: ' + L.error));
       return;
     }
-    btnCollapse.disabled = !hasGroups || state.view === 'collapsed';
-    btnExpand.disabled = !hasGroups || state.view === 'full';
     viewLabel.textContent = state.view === 'full' ? v.keys.length + ' nodes'
       : v.keys.length + ' boxes (' + call.nodes.length + ' nodes; ' + (state.view === 'collapsed' ? 'repeats collapsed' : 'one run expanded') + ')';
     const ix = index(call);
@@ -640,7 +643,7 @@
     if (nums.length) {
       sec.appendChild(el('h4', {}, 'numerics'));
       sec.appendChild(table(['tensor', 'dtype', { text: 'elements', num: 1 }, { text: 'beyond tolerance', num: 1 }, { text: 'max abs', num: 1 }, { text: 'max rel', num: 1 }, 'worst (A \u2192 B)', ''],
-        nums.slice(0, 200).map((d) => { const v = d.values; return [d.text.split(':')[0] + ' ' + v.tensor, v.dtype, v.numel, v.beyond, v.max_abs.toPrecision(3), v.max_rel.toPrecision(3), v.old.toPrecision(6) + ' \u2192 ' + v.new.toPrecision(6), v.first ? 'first divergence' : '']; })));
+        nums.slice(0, 200).map((d) => { const v = d.values; return [d.text.split(':')[0] + ' ' + v.tensor, v.dtype, v.numel, v.beyond, num(v.max_abs, 3), num(v.max_rel, 3), num(v.old, 6) + ' \u2192 ' + num(v.new, 6), v.first ? 'first divergence' : '']; })));
     }
   }
 
