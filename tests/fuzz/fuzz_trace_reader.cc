@@ -45,9 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<CacheCall> calls;
   for (const Call& call : trace.calls) calls.push_back({"fuzz", &call});
   SimulateCache(calls, DynamicMode::kAuto);
-  nlohmann::json data;
-  if (!BuildReportData({{"fuzz", &trace}}, ReportOptions(), &data, &err)) __builtin_trap();
-  RenderReportHtml(data);
+  nlohmann::json page;
+  if (!BuildReportData({{"fuzz", &trace}}, ReportOptions(), &page, &err)) __builtin_trap();
+  RenderReportHtml(page);
   ChromeTraceJson(trace, "fuzz");
   for (const Call& call : trace.calls) {
     const std::vector<RepeatGroup> groups = FindRepeats(call);
