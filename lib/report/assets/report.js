@@ -40,6 +40,7 @@
   }
   // A number from the data, or its text where JSON could not hold it ("nan", "inf").
   function num(v, digits) { return typeof v === 'number' ? v.toPrecision(digits) : String(v); }
+  function plural(n, word, many) { return n + ' ' + (n === 1 ? word : many || word + 's'); }
   function cut(s) { return s.length > MAX_LABEL ? s.slice(0, MAX_LABEL - 1) + '\u2026' : s; }
   function shapeText(shape) { return '[' + shape.join(', ') + ']'; }
   function explain(text) { return el('p', { class: 'explain' }, text); }
@@ -437,12 +438,13 @@
     const seen = new Set();
     if (ops.length) {
       parts.push(el('h4', {}, ops.length + ' ops'));
-      parts.push(table(['#', 'op', 'phase', 'thread', { text: 'time', num: 1 }, { text: 'arguments', mono: 1 }, { text: 'outputs', mono: 1 }],
-        ops.map((op) => {
-          const args = op[7].map((a) => { a[2].forEach((t) => seen.add(t)); return a[0] + '=' + (a[2].length === 1 ? tensorText(ix, a[2][0]) : a[1]); });
-          const outs = op[8].map((a) => { a[2].forEach((t) => seen.add(t)); return a[2].length === 1 ? tensorText(ix, a[2][0]) : a[1]; });
-          return [op[0], op[1], op[3], op[4], us(op[6]), args.join(', '), outs.join(', ')];
-        })));
+      // One block per op: the panel is narrow and arguments are long.
+      for (const op of ops) {
+        const args = op[7].map((a) => { a[2].forEach((t) => seen.add(t)); return a[0] + '=' + (a[2].length === 1 ? tensorText(ix, a[2][0]) : a[1]); });
+        const outs = op[8].map((a) => { a[2].forEach((t) => seen.add(t)); return a[2].length === 1 ? tensorText(ix, a[2][0]) : a[1]; });
+        parts.push(el('div', { class: 'op' }, el('strong', {}, op[1]), ' #' + op[0] + ', ' + op[3] + ', thread ' + op[4] + ', ' + us(op[6]),
+          el('div', { class: 'mono' }, '(' + args.join(', ') + ')' + (outs.length ? ' \u2192 ' + outs.join(', ') : ''))));
+      }
     }
     for (const t of n.grads_in || []) seen.add(t);
     if (seen.size) {
@@ -589,10 +591,11 @@
     recBody.replaceChildren();
     const sim = curTrace().recompile;
     const s = sim.summary;
-    recBody.appendChild(el('div', {}, s.calls + ' calls into one cache (' + (sim.keys === 'compiled_autograd' ? 'compiled autograd\'s own keys' : 'simulated keys') +
-      ', --dynamic ' + sim.dynamic + '): ' + s.compiles + ' compiles (' + s.recompiles + ' recompiles), ' + s.hits + ' hits, hit rate ' +
-      (100 * s.hit_rate).toFixed(0) + '%; ' + s.entries + ' cache entries, ' + s.dynamic_sizes + ' dynamic sizes.' +
-      (sim.eager_left_out ? ' ' + sim.eager_left_out + ' eager calls left out: the cache is the calls that ran under compiled autograd.' : '')));
+    recBody.appendChild(el('div', {}, plural(s.calls, 'call') + ' into one cache (' + (sim.keys === 'compiled_autograd' ? 'compiled autograd\'s own keys' : 'simulated keys') +
+      ', --dynamic ' + sim.dynamic + '): ' + plural(s.compiles, 'compile') + ' (' + plural(s.recompiles, 'recompile') + '), ' +
+      plural(s.hits, 'hit') + ', hit rate ' + (100 * s.hit_rate).toFixed(0) + '%; ' + plural(s.entries, 'cache entry', 'cache entries') + ', ' +
+      plural(s.dynamic_sizes, 'dynamic size') + '.' +
+      (sim.eager_left_out ? ' ' + plural(sim.eager_left_out, 'eager call') + ' left out: the cache is the calls that ran under compiled autograd.' : '')));
     const strip = el('div', { class: 'strip', id: 'recompile-strip' });
     sim.calls.forEach((c) => {
       const unsupported = c.reasons.length && c.reasons[0].kind === 'unsupported';
