@@ -115,6 +115,15 @@ function(cautograd_backend)
       set_tests_properties(shapes-torch-${B_VERSION} PROPERTIES TIMEOUT 900 ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION}")
     endif()
 
+    # The reproducers `repro --emit python` writes, run by this backend's
+    # Python with its torch alone (tests/e2e/repro.sh).
+    if(B_PYTHON)
+      add_test(NAME repro-torch-${B_VERSION}
+               COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/repro.sh $<TARGET_FILE:cautograd> ${PROJECT_SOURCE_DIR}
+                       ${B_PYTHON})
+      set_tests_properties(repro-torch-${B_VERSION} PROPERTIES TIMEOUT 600 ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION}")
+    endif()
+
     # Compiled autograd itself as the reference (tests/conformance): where
     # it exists, on a backend with a Python.
     if(B_PYTHON AND B_VERSION VERSION_GREATER_EQUAL 2.4)

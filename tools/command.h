@@ -48,6 +48,7 @@ std::unique_ptr<Command> MakeExportCommand();
 std::unique_ptr<Command> MakeRecordCommand();
 std::unique_ptr<Command> MakeRecompileCommand();
 std::unique_ptr<Command> MakeReportCommand();
+std::unique_ptr<Command> MakeReproCommand();
 std::unique_ptr<Command> MakeShowCommand();
 std::unique_ptr<Command> MakeForwardedCommand(const char* name, const char* description);
 

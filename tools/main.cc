@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   commands.push_back(MakeReportCommand());
   commands.push_back(MakeExportCommand());
   commands.push_back(MakeDotCommand());
+  commands.push_back(MakeReproCommand());
   commands.push_back(MakeForwardedCommand("bench", kBenchDescription));
   commands.push_back(MakeConvertCommand());
   return RunCli(argc, argv, std::move(commands), VersionText);
