@@ -126,7 +126,8 @@ class RecordCommand : public Command {
                                   : "";
     std::cerr << "cautograd record: " << trace.calls.size() << " backward call"
               << (trace.calls.size() == 1 ? "" : "s") << " of '" << f_.command[0] << "'" << how
-              << " recorded to " << f_.output << " (torch " << backend->version << ")\n";
+              << " recorded to " << f_.output << " (torch " << backend->version << ")\n"
+              << "cautograd record: " << ValuesLine(trace) << "\n";
     return ReportSkipped(trace, f_.allow_skipped, exit_code);
   }
 

@@ -71,7 +71,7 @@ class RecordModelCommand : public Command {
     }
     std::cerr << "recorded " << trace.calls.size() << " backward call" << (trace.calls.size() == 1 ? "" : "s")
               << " of model '" << f_.model << "' (" << nodes << " nodes, " << ops << " ops) to " << f_.output
-              << "\n";
+              << "\n" << ValuesLine(trace) << "\n";
     return ReportSkipped(trace, f_.allow_skipped, kExitOk);
   }
 

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "lib/trace/human.h"
 #include "lib/trace/trace.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
@@ -85,6 +86,25 @@ int ReportSkipped(const Trace& trace, bool allow_skipped, int status) {
   }
   std::cerr << "\n";
   return status;
+}
+
+std::string ValuesLine(const Trace& trace) {
+  int64_t count = 0, bytes = 0;
+  for (const Call& call : trace.calls)
+    for (const Value& v : call.values) {
+      ++count;
+      bytes = SaturatingAdd(bytes, v.nbytes());
+    }
+  if (count == 0)
+    return std::string("values: ") + ValuesModeName(trace.meta.values) +
+           ", no tensor data (the graph, ops, shapes and dtypes only)";
+  std::string line = std::string("values: ") + ValuesModeName(trace.meta.values) + ", " + std::to_string(count) +
+                     (count == 1 ? " tensor, " : " tensors, ") + HumanBytes(bytes);
+  if (trace.meta.values == ValuesMode::kAll || trace.meta.values == ValuesMode::kInputs)
+    line += " (the model's weights, inputs and gradients: post the trace only where you would post those)";
+  else if (count > 0)
+    line += " (integer and bool tensors: indices, masks, targets)";
+  return line;
 }
 
 }  // namespace cautograd

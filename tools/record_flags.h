@@ -40,6 +40,10 @@ WriteOptions RecordWriteOptions(const RecordFlags& flags);
 // to exit with.
 int ReportSkipped(const Trace& trace, bool allow_skipped, int status);
 
+// One line on what tensor data a trace holds, so that nobody posts a
+// model's weights by accident: "values: all, 47 tensors, 45.3 KiB (...)".
+std::string ValuesLine(const Trace& trace);
+
 // `with_torch`: whether to offer --torch (cautograd does; a backend is one torch).
 void AddRecordFlags(CLI::App* app, RecordFlags* flags, bool with_torch);
 

@@ -12,6 +12,11 @@ source "$(dirname "$0")/lib.sh"
 runpy() { "$py" -W ignore "$@"; }
 
 expect 0 record_all -- "$bin" record --model mlp --values all -o "$tmp/mlp.cag"
+# record says what tensor data the file holds, so nobody posts it by accident.
+contains "$tmp/err" "values: all, " record_says_what_it_holds
+contains "$tmp/err" "the model's weights" record_says_what_it_holds
+expect 0 record_program_none -- "$bin" record --values none -o "$tmp/none.cag" -- "$py" "$src/tests/programs/train.py" --steps 1
+contains "$tmp/err" "values: none, no tensor data" record_program_none
 expect 0 repro_all -- "$bin" repro "$tmp/mlp.cag" --emit python -o "$tmp/r.py"
 contains "$tmp/out" "recorded outputs to check" repro_all
 contains "$tmp/out" "it holds recorded values" repro_all
