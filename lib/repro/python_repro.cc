@@ -106,10 +106,8 @@ class Emitter {
     for (const Op& op : call_.ops)
       if (op.index >= first && op.index <= last) ops_.push_back(&op);
     if (ops_.empty()) return Fail("no op of call " + std::to_string(call_.index) + " is in " + RangeText());
-    for (const Op* op : ops_)
-      for (const Arg& a : op->outputs) ForEachTensor(a, [&](int64_t id) { writers_[id].push_back(op->index); });
     for (const Op& op : call_.ops)
-      for (const Arg& a : op.outputs) ForEachTensor(a, [&](int64_t id) { all_writers_[id].push_back(op.index); });
+      for (const Arg& a : op.outputs) ForEachTensor(a, [&](int64_t id) { writers_[id].push_back(op.index); });
 
     std::string body;
     for (const Op* op : ops_) {
@@ -202,7 +200,7 @@ class Emitter {
     if (defined_.count(id)) return true;
     // The last op before `at` that wrote it decides which value is right.
     int64_t writer = -1;
-    for (int64_t w : all_writers_[id])
+    for (int64_t w : writers_[id])
       if (w < at.index) writer = std::max(writer, w);
     const auto& kept = values_[id];
     auto it = kept.find(writer);
@@ -482,7 +480,7 @@ sys.exit(1 if mismatches else 0)
   std::map<int64_t, std::map<int64_t, const Value*>> values_;  // tensor -> op (-1: first use) -> value
   std::vector<const Value*> end_values_;
   std::vector<const Op*> ops_;
-  std::map<int64_t, std::vector<int64_t>> writers_, all_writers_;
+  std::map<int64_t, std::vector<int64_t>> writers_;  // tensor -> the ops of the call that output it
   std::set<int64_t> defined_;
   std::string inputs_, recorded_;
 };
