@@ -207,7 +207,8 @@ TEST(ChromeTrace, TimesThatAreNotNumbersBecomeZero) {
   call.nodes[1].duration_us = INFINITY;
   call.ops[0].start_us = -INFINITY;
   call.duration_us = std::nan("");
-  for (const auto& e : ChromeTraceJson(trace, "t.cag")["traceEvents"]) {
+  const nlohmann::json out = ChromeTraceJson(trace, "t.cag");
+  for (const auto& e : out["traceEvents"]) {
     if (e["ph"] != "X") continue;
     EXPECT_TRUE(e["ts"].is_number()) << e.dump();
     EXPECT_TRUE(e["dur"].is_number()) << e.dump();
