@@ -2,7 +2,6 @@
 // documented in docs/report.md ("The data"); lib/report/assets/report.js is
 // its only reader. Arrays rather than objects where a call has thousands of
 // them (nodes, ops, tensors), so a 5,000-node report stays a few MB.
-#include <cmath>
 #include <map>
 #include <set>
 
@@ -18,13 +17,6 @@ namespace cautograd {
 using json = nlohmann::json;
 
 namespace {
-
-// JSON has no NaN or infinity (nlohmann writes null): those go as text,
-// which the page prints as it is.
-json Number(double v) {
-  if (std::isfinite(v)) return v;
-  return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
-}
 
 json ArgJson(const std::string& name, const Arg& arg) {
   json ids = json::array();
@@ -265,38 +257,6 @@ json RecompileJson(const ReportTrace& t) {
   return j;
 }
 
-json DiffJson(const TraceDiff& diff) {
-  json calls = json::array(), differences = json::array();
-  for (const CallPairSummary& c : diff.calls)
-    calls.push_back({{"call_a", c.call_a}, {"call_b", c.call_b}, {"nodes_a", c.nodes_a}, {"nodes_b", c.nodes_b},
-                     {"nodes_matched", c.nodes_matched}, {"ops_a", c.ops_a}, {"ops_b", c.ops_b},
-                     {"ops_matched", c.ops_matched}, {"values_compared", c.values_compared},
-                     {"guards_hit", c.guards_hit}});
-  for (const Difference& d : diff.differences) {
-    json jd = {{"group", DiffGroupName(d.group)}, {"kind", d.kind},     {"text", DifferenceText(d)},
-               {"call_a", d.call_a},               {"call_b", d.call_b}, {"node_a", d.node_a.id},
-               {"node_b", d.node_b.id},            {"op_a", d.op_a.index}, {"op_b", d.op_b.index},
-               {"improvement", d.improvement}};
-    if (d.values) {
-      const ValueDifference& v = *d.values;
-      jd["values"] = {{"tensor", d.tensor},
-                      {"dtype", v.dtype},
-                      {"numel", v.numel},
-                      {"beyond", v.beyond},
-                      {"worst_index", v.worst_index},
-                      {"old", Number(v.old_at_worst)},
-                      {"new", Number(v.new_at_worst)},
-                      {"max_abs", Number(v.max_abs)},
-                      {"max_rel", Number(v.max_rel)},
-                      {"excess", Number(v.excess)},
-                      {"first", d.first_divergence}};
-    }
-    differences.push_back(jd);
-  }
-  return {{"verdict", VerdictText(diff, kDefaultFailOn)}, {"calls", calls}, {"differences", differences},
-          {"notes", diff.notes}};
-}
-
 }  // namespace
 
 bool BuildReportData(const std::vector<ReportTrace>& traces, const ReportOptions& options, json* data,
@@ -324,7 +284,11 @@ bool BuildReportData(const std::vector<ReportTrace>& traces, const ReportOptions
   if (traces.size() == 2) {
     TraceDiff diff;
     if (!DiffTraces(*traces[0].trace, *traces[1].trace, options.diff, &diff, err)) return false;
-    (*data)["diff"] = DiffJson(diff);
+    // `diff --format json`'s object: one schema for the page and for tools.
+    RenderOptions render;
+    render.a_name = traces[0].name;
+    render.b_name = traces[1].name;
+    (*data)["diff"] = json::parse(RenderJson(diff, render));
   }
   return true;
 }

@@ -101,11 +101,19 @@
     return ix;
   }
 
+  // Where a difference (`diff --format json`'s) is on trace A (side 0) or
+  // B (1): its call index and node id, -1 where it names none.
+  function diffAt(d, side) {
+    const node = side ? d.node_b : d.node_a;
+    return { call: (side ? d.call_b : d.call_a) ?? -1, node: node ? node.id : -1 };
+  }
+
   // Nodes a diff names, per trace and call: Map(call -> Set(node id)).
   const changed = [new Map(), new Map()];
   if (D.diff) {
     for (const d of D.diff.differences) {
-      for (const [side, c, n] of [[0, d.call_a, d.node_a], [1, d.call_b, d.node_b]]) {
+      for (const side of [0, 1]) {
+        const { call: c, node: n } = diffAt(d, side);
         if (c < 0 || n < 0) continue;
         if (!changed[side].has(c)) changed[side].set(c, new Set());
         changed[side].get(c).add(n);
@@ -476,8 +484,10 @@
         (c.sizes.length ? c.sizes.map((s) => s[0] + (s[1] ? ' (static)' : '')).join(', ') : 'none')));
     }
     if (D.diff) {
-      const side = state.trace;
-      const mine = D.diff.differences.filter((d) => (side === 0 ? d.call_a : d.call_b) === call.index && (side === 0 ? d.node_a : d.node_b) === id);
+      const mine = D.diff.differences.filter((d) => {
+        const at = diffAt(d, state.trace);
+        return at.call === call.index && at.node === id;
+      });
       if (mine.length) parts.push(el('h4', {}, 'differences'), ...mine.map((d) => el('div', {}, d.group + ': ' + d.text)));
     }
     details.replaceChildren(...parts);
@@ -631,10 +641,8 @@
     for (const n of D.diff.notes) sec.appendChild(el('div', { class: 'note' }, n));
     const diffs = D.diff.differences;
     sec.appendChild(table(['group', 'difference'], diffs.slice(0, 500).map((d) => [d.group, d.text]), (i) => {
-      const d = diffs[i];
-      const side = d.call_b >= 0 ? 1 : 0;
-      const callIndex = side ? d.call_b : d.call_a;
-      const node = side ? d.node_b : d.node_a;
+      const side = diffAt(diffs[i], 1).call >= 0 ? 1 : 0;
+      const { call: callIndex, node } = diffAt(diffs[i], side);
       state.trace = side;
       state.call = Math.max(0, D.traces[side].calls.findIndex((c) => c.index === callIndex));
       renderAll();
@@ -646,7 +654,7 @@
     if (nums.length) {
       sec.appendChild(el('h4', {}, 'numerics'));
       sec.appendChild(table(['tensor', 'dtype', { text: 'elements', num: 1 }, { text: 'beyond tolerance', num: 1 }, { text: 'max abs', num: 1 }, { text: 'max rel', num: 1 }, 'worst (A \u2192 B)', ''],
-        nums.slice(0, 200).map((d) => { const v = d.values; return [d.text.split(':')[0] + ' ' + v.tensor, v.dtype, v.numel, v.beyond, num(v.max_abs, 3), num(v.max_rel, 3), num(v.old, 6) + ' \u2192 ' + num(v.new, 6), v.first ? 'first divergence' : '']; })));
+        nums.slice(0, 200).map((d) => { const v = d.values; return [d.text.split(':')[0] + ' ' + (d.tensor || ''), v.dtype, v.numel, v.beyond, num(v.max_abs, 3), num(v.max_rel, 3), num(v.old_at_worst, 6) + ' \u2192 ' + num(v.new_at_worst, 6), d.first_divergence ? 'first divergence' : '']; })));
     }
   }
 
