@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "lib/shim/paths.h"
 #include "lib/trace/trace_io.h"
 
 extern char** environ;
@@ -149,27 +150,13 @@ bool ParsePlainLayout(const std::string& plain, size_t nodes, Layout* layout, st
 
 bool FindDot(const std::string& name, DotProgram* dot, std::string* err) {
   const char* how = "install Graphviz (apt-get install graphviz) or name the program with --dot PATH";
-  if (name.find('/') != std::string::npos) {
-    if (Executable(name)) {
-      dot->path = name;
-      return true;
-    }
-    *err = "cannot run '" + name + "' to lay out graphs; " + how;
-    return false;
+  const std::string found = FindProgram(name);
+  if (!found.empty() && Executable(found)) {
+    dot->path = found;
+    return true;
   }
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  for (size_t start = 0; start <= dirs.size();) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    const std::string dir = end > start ? dirs.substr(start, end - start) : ".";
-    if (Executable(dir + "/" + name)) {
-      dot->path = dir + "/" + name;
-      return true;
-    }
-    start = end + 1;
-  }
-  *err = "no '" + name + "' on PATH to lay out graphs; " + how;
+  *err = name.find('/') != std::string::npos ? "cannot run '" + name + "' to lay out graphs; " + how
+                                             : "no '" + name + "' on PATH to lay out graphs; " + how;
   return false;
 }
 

@@ -22,23 +22,6 @@ namespace cautograd {
 
 namespace {
 
-// argv[0] as execvp would find it; "" when it would not.
-std::string Resolve(const std::string& name) {
-  if (name.find('/') != std::string::npos) return IsFile(name) ? name : "";
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t colon = dirs.find(':', start);
-    std::string dir = dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (IsFile(candidate) && ::access(candidate.c_str(), X_OK) == 0) return candidate;
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  return "";
-}
-
 // Runs argv (no shell) without the shim, and returns its stdout.
 bool Capture(const std::vector<std::string>& argv, std::string* out, int* status) {
   int fds[2];
@@ -92,7 +75,7 @@ std::string PythonOf(const std::string& path, const std::string& argv0) {
 
 bool FindProgramTorch(const std::vector<std::string>& command, ProgramTorch* torch, std::string* err) {
   *torch = ProgramTorch();
-  std::string path = Resolve(command[0]);
+  std::string path = FindProgram(command[0]);
   if (path.empty()) {
     *err = "command not found '" + command[0] + "'";
     return false;
@@ -106,7 +89,7 @@ bool FindProgramTorch(const std::vector<std::string>& command, ProgramTorch* tor
         "print(torch.__version__)\n"
         "print(os.path.dirname(os.path.realpath(torch.__file__)))\n";
     if (!Capture({python, "-c", probe}, &out, &status) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      *err = "'" + python + "' (" + RealPath(Resolve(python)) +
+      *err = "'" + python + "' (" + RealPath(FindProgram(python)) +
              ") cannot import torch; record with a Python that has it (a venv with 'pip install torch', or "
              "/usr/bin/python3 with Debian's python3-torch)";
       return false;
