@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "lib/repro/python_repro.h"
+#include "lib/shim/paths.h"
 #include "lib/trace/human.h"
 #include "lib/trace/trace_io.h"
 #include "tools/command.h"
@@ -16,7 +17,7 @@ namespace {
 
 // "dir/repro.py" -> "repro.bin": the side file's name, beside the program.
 std::string DataName(const std::string& output) {
-  std::string base = output.substr(output.find_last_of('/') == std::string::npos ? 0 : output.find_last_of('/') + 1);
+  std::string base = BaseName(output);
   if (base.size() > 3 && base.compare(base.size() - 3, 3, ".py") == 0) base.resize(base.size() - 3);
   return base + ".bin";
 }
@@ -84,8 +85,9 @@ class ReproCommand : public Command {
     options.source = path_;
     Repro repro;
     if (!EmitPythonRepro(trace, options, &repro, &err)) return Fail(name(), err, kExitBadInput);
-    const std::string dir = output_.find('/') == std::string::npos ? "" : output_.substr(0, output_.find_last_of('/') + 1);
-    if (!repro.data.empty() && !WriteFileAtomic(dir + options.data_name, repro.data, &err))
+    const std::string data_path =
+        output_.find('/') == std::string::npos ? options.data_name : DirName(output_) + "/" + options.data_name;
+    if (!repro.data.empty() && !WriteFileAtomic(data_path, repro.data, &err))
       return Fail(name(), err, kExitFailure);
     if (!WriteFileAtomic(output_, repro.program, &err)) return Fail(name(), err, kExitFailure);
     std::cout << "wrote " << output_ << ": " << repro.ops << (repro.ops == 1 ? " op, " : " ops, ") << repro.checks
@@ -93,7 +95,7 @@ class ReproCommand : public Command {
     std::cout << "it holds recorded values (the model's weights, inputs or gradients): " << repro.inputs_inline
               << " inline (" << HumanBytes(repro.inline_bytes) << ")";
     if (!repro.data.empty())
-      std::cout << ", " << repro.inputs_in_data << " in " << dir + options.data_name << " ("
+      std::cout << ", " << repro.inputs_in_data << " in " << data_path << " ("
                 << HumanBytes(int64_t(repro.data.size())) << ")";
     std::cout << "; run it with: python " << output_ << "\n";
     return kExitOk;
