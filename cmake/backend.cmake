@@ -59,11 +59,13 @@ function(cautograd_backend)
     tools/command.cc
     tools/cmd_bench.cc
     tools/cmd_record_model.cc
+    tools/cmd_reduce.cc
     tools/cmd_replay.cc
     tools/record_flags.cc
   )
   target_link_libraries(cautograd_backend_${id} PRIVATE cautograd_recorder_${id} cautograd_replay_${id}
-                        cautograd_models_${id} cautograd_recompile CLI11::CLI11 nlohmann_json::nlohmann_json)
+                        cautograd_models_${id} cautograd_recompile cautograd_reduce CLI11::CLI11
+                        nlohmann_json::nlohmann_json)
   set_target_properties(cautograd_backend_${id} PROPERTIES OUTPUT_NAME cautograd-backend RUNTIME_OUTPUT_DIRECTORY ${dir})
 
   foreach(t bridge recorder replay models shim backend)
@@ -87,10 +89,11 @@ function(cautograd_backend)
       tests/unit/prepared_test.cc
       tests/unit/recompile_recorded_test.cc
       tests/unit/recorder_test.cc
+      tests/unit/reduce_test.cc
       tests/unit/replay_test.cc
     )
     target_link_libraries(torch_tests_${id} PRIVATE cautograd_recorder_${id} cautograd_replay_${id}
-                          cautograd_models_${id} cautograd_recompile cautograd_diff GTest::gtest_main)
+                          cautograd_models_${id} cautograd_recompile cautograd_diff cautograd_reduce GTest::gtest_main)
     target_compile_options(torch_tests_${id} PRIVATE ${CAUTOGRAD_WARNINGS})
     set_target_properties(torch_tests_${id} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${dir})
     gtest_discover_tests(torch_tests_${id} TEST_PREFIX "torch-${B_VERSION}:" DISCOVERY_TIMEOUT 120
@@ -122,6 +125,15 @@ function(cautograd_backend)
                COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/repro.sh $<TARGET_FILE:cautograd> ${PROJECT_SOURCE_DIR}
                        ${B_PYTHON})
       set_tests_properties(repro-torch-${B_VERSION} PROPERTIES TIMEOUT 600 ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION}")
+    endif()
+
+    # reduce on planted problems; its results' reproducers run by this
+    # backend's Python (tests/e2e/reduce.sh).
+    if(B_PYTHON)
+      add_test(NAME reduce-torch-${B_VERSION}
+               COMMAND bash ${PROJECT_SOURCE_DIR}/tests/e2e/reduce.sh $<TARGET_FILE:cautograd> ${PROJECT_SOURCE_DIR}
+                       ${B_PYTHON})
+      set_tests_properties(reduce-torch-${B_VERSION} PROPERTIES TIMEOUT 600 ENVIRONMENT "CAUTOGRAD_TORCH=${B_VERSION}")
     endif()
 
     # Compiled autograd itself as the reference (tests/conformance): where

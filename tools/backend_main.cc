@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(MakeRecordModelCommand());
   commands.push_back(MakeReplayCommand());
+  commands.push_back(MakeReduceCommand());
   commands.push_back(MakeBenchCommand());
   return RunCli(argc, argv, std::move(commands), [] {
     return std::string("cautograd ") + kToolVersion + " backend for torch " + CAUTOGRAD_BACKEND_VERSION;

@@ -29,24 +29,6 @@ std::string Number(double v) {
   return buf;
 }
 
-std::string DivergenceText(const CallReplay& c) {
-  const Divergence& d = c.divergence;
-  std::string out = "call " + std::to_string(c.index);
-  if (d.op >= 0) {
-    out += ", op " + std::to_string(d.op) + " (" + d.op_name + ")";
-    if (d.node >= 0)
-      out += " in node " + std::to_string(d.node) + " (" + d.node_type + ")";
-    else
-      out += " in the engine";
-  } else if (d.node >= 0) {
-    out += ", node " + std::to_string(d.node) + " (" + d.node_type + ")";
-  }
-  out += ": " + d.what;
-  if (!d.detail.empty()) return out + ": " + d.detail;
-  return out + ": max abs error " + Number(d.max_abs) + ", max rel error " + Number(d.max_rel) + " (rtol " +
-         Number(d.tolerance.rtol) + ", atol " + Number(d.tolerance.atol) + ")";
-}
-
 // Replaces each call's ops by the program compiled autograd would compile
 // for it (cautograd recompile --emit text), bound to the call. Per call, the
 // recorded index of each program op, to name ops as the recording does.

@@ -19,6 +19,9 @@ std::vector<std::string> g_command_line;
 
 const char* const kReplayDescription =
     "Re-execute a trace's recorded ops with no model code; with --check, prove the results match.";
+const char* const kReduceDescription =
+    "Shrink a trace to the few ops on which a problem still shows (replay diverges, an op crashes, numerics "
+    "differ from another trace, a command exits 0); the result replays on its own.";
 const char* const kBenchDescription =
     "Time eager backward against replay and the compiled program, per op; or what recording costs.";
 

@@ -56,11 +56,13 @@ std::unique_ptr<Command> MakeForwardedCommand(const char* name, const char* desc
 std::unique_ptr<Command> MakeBenchCommand();
 std::unique_ptr<Command> MakeRecordModelCommand();
 std::unique_ptr<Command> MakeReplayCommand();
+std::unique_ptr<Command> MakeReduceCommand();
 
 // The descriptions `cautograd --help` shows for the forwarded commands,
 // the same words the backend's own --help uses.
 extern const char* const kReplayDescription;
 extern const char* const kBenchDescription;
+extern const char* const kReduceDescription;
 
 // Parses argv, runs the chosen one of `commands`, returns the exit status.
 // `version` prints for --version.

@@ -24,7 +24,7 @@ std::string VersionText() {
 
 int main(int argc, char** argv) {
   using namespace cautograd;
-  // In the order a user meets them: record, look, replay, compare, explain, see, time, migrate.
+  // In the order a user meets them: record, look, replay, compare, explain, see, shrink and reproduce, time, migrate.
   std::vector<std::unique_ptr<Command>> commands;
   commands.push_back(MakeRecordCommand());
   commands.push_back(MakeShowCommand());
@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   commands.push_back(MakeReportCommand());
   commands.push_back(MakeExportCommand());
   commands.push_back(MakeDotCommand());
+  commands.push_back(MakeForwardedCommand("reduce", kReduceDescription));
   commands.push_back(MakeReproCommand());
   commands.push_back(MakeForwardedCommand("bench", kBenchDescription));
   commands.push_back(MakeConvertCommand());

@@ -22,6 +22,7 @@ namespace {
 struct Shared {
   volatile int64_t call = -1;
   volatile int64_t op = -1;
+  volatile int op_failed = 0;  // the op at `op` raised
 };
 
 bool WriteAll(int fd, const std::string& data) {
@@ -49,8 +50,11 @@ std::string ReadAll(int fd) {
 
 }  // namespace
 
-bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayReport* report,
-                    std::string* err) {
+bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err,
+                    ReplayFailure* failure) {
+  ReplayFailure ignored;
+  if (!failure) failure = &ignored;
+  *failure = ReplayFailure();
   void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) {
     *err = std::string("cannot share memory with the replay process: ") + std::strerror(errno);
@@ -85,6 +89,7 @@ bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayRepo
       shared->call = call;
       shared->op = op;
     };
+    child.op_failed = [shared](int64_t, int64_t) { shared->op_failed = 1; };
     ReplayReport r;
     std::string e;
     nlohmann::json out;
@@ -103,10 +108,15 @@ bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayRepo
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   int64_t call = shared->call, op = shared->op;
+  const bool op_failed = shared->op_failed != 0;
   munmap(mem, sizeof(Shared));
+  failure->call = call;
+  failure->op = op;
 
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
+    failure->kind = ReplayFailure::Kind::kCrashed;
+    failure->signal = sig;
     std::string where = "the replay";
     if (call >= 0 && op >= 0 && call < int64_t(trace.calls.size()) &&
         op < int64_t(trace.calls[size_t(call)].ops.size())) {
@@ -127,6 +137,7 @@ bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayRepo
     return false;
   }
   if (j.contains("error")) {
+    if (op_failed) failure->kind = ReplayFailure::Kind::kOpRaised;
     *err = j["error"].is_string() ? j["error"].get<std::string>() : "replay failed";
     return false;
   }

@@ -5,14 +5,26 @@
 // child and turns a crash into a one-line error naming the op.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "lib/replay/replay.h"
 
 namespace cautograd {
 
+// Where and how a replay that returned false stopped: at an op (a signal
+// killed the child, or the op raised), or before any op ran (a refusal).
+struct ReplayFailure {
+  enum class Kind { kRefused, kOpRaised, kCrashed };
+  Kind kind = Kind::kRefused;
+  int64_t call = -1, op = -1;  // the op that was running; -1: none
+  int signal = 0;              // kCrashed
+};
+
 // As Replay, run in a child process. Call it before this process has run
 // any libtorch op (the fork must not inherit a running thread pool).
-bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err);
+// `failure`, if given, says where a replay that returns false stopped.
+bool ReplayIsolated(const Trace& trace, const ReplayOptions& options, ReplayReport* report, std::string* err,
+                    ReplayFailure* failure = nullptr);
 
 }  // namespace cautograd

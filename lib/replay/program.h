@@ -676,12 +676,12 @@ class Runner {
         stack.push_back(std::move(v));
       }
       std::string bad = CheckIndices(op, stack);
-      if (!bad.empty()) return Fail(Where(call_.index, op) + ": " + bad);
+      if (!bad.empty()) return OpFailed(op, Where(call_.index, op) + ": " + bad);
       ready.handle->callBoxed(&stack);
     } catch (const c10::Error& e) {
-      return Fail(Where(call_.index, op) + " failed: " + FirstLine(e.what_without_backtrace()));
+      return OpFailed(op, Where(call_.index, op) + " failed: " + FirstLine(e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      return Fail(Where(call_.index, op) + " failed: " + FirstLine(e.what()));
+      return OpFailed(op, Where(call_.index, op) + " failed: " + FirstLine(e.what()));
     }
     ++result_->ops;
     for (size_t i = 0; i < op.outputs.size() && i < stack.size(); ++i) {
@@ -696,6 +696,11 @@ class Runner {
       }
     }
     return true;
+  }
+
+  bool OpFailed(const Op& op, const std::string& message) {
+    if (options_.op_failed) options_.op_failed(call_.index, op.index);
+    return Fail(message);
   }
 
   // Kernels that trust their index arguments: libtorch 1.13's embedding

@@ -35,6 +35,9 @@ struct ReplayOptions {
   std::function<void(int64_t, int64_t)> progress;
   // Called before each op runs, with (call index, op index).
   std::function<void(int64_t, int64_t)> before_op;
+  // Called when an op itself fails (libtorch raised, or replay refused its
+  // arguments as ones the kernel would crash on), before Replay returns false.
+  std::function<void(int64_t, int64_t)> op_failed;
 };
 
 // Where a replayed value first differed from the recorded one.

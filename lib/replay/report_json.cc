@@ -1,5 +1,7 @@
 #include "lib/replay/report_json.h"
 
+#include <cstdio>
+
 namespace cautograd {
 
 using nlohmann::json;
@@ -77,6 +79,34 @@ bool ReportFromJson(const json& j, ReplayReport* report) {
   } catch (const json::exception&) {
     return false;
   }
+}
+
+namespace {
+
+std::string Number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string DivergenceText(const CallReplay& c) {
+  const Divergence& d = c.divergence;
+  std::string out = "call " + std::to_string(c.index);
+  if (d.op >= 0) {
+    out += ", op " + std::to_string(d.op) + " (" + d.op_name + ")";
+    if (d.node >= 0)
+      out += " in node " + std::to_string(d.node) + " (" + d.node_type + ")";
+    else
+      out += " in the engine";
+  } else if (d.node >= 0) {
+    out += ", node " + std::to_string(d.node) + " (" + d.node_type + ")";
+  }
+  out += ": " + d.what;
+  if (!d.detail.empty()) return out + ": " + d.detail;
+  return out + ": max abs error " + Number(d.max_abs) + ", max rel error " + Number(d.max_rel) + " (rtol " +
+         Number(d.tolerance.rtol) + ", atol " + Number(d.tolerance.atol) + ")";
 }
 
 }  // namespace cautograd
